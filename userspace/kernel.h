@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * The kernel side as seen from lanyardd: load the bpf skeleton, pin maps and
+ * links under the pin folder, attach at the cgroup2 root, mirror the policy
+ * into the workloads/routes maps (cgroup paths resolved to ids, late cgroups
+ * enrolled by inotify + rescan), take flow records on accept, read stats and
+ * the event ring buffer.
+ */
+#ifndef LY_KERNEL_H
+#define LY_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <linux/types.h>
+#include "lanyard/abi.h"
+#include "policy.h"
+
+#define KERNEL_DEFAULT_PIN_DIR	"/sys/fs/bpf/lanyard"
+#define KERNEL_DEFAULT_MARK	0x4c59	/* "LY" */
+
+struct kernel;
+
+struct kernel_opts {
+	const char *pin_dir;		/* NULL: KERNEL_DEFAULT_PIN_DIR */
+	uint32_t mark;			/* SO_MARK of lanyardd's sockets */
+	uint16_t listen_port;		/* host order */
+	uint64_t daemon_cgid;		/* lanyardd's own cgroup id, never enrolled */
+};
+
+/* What the daemon wants enrolled: parallel to policy->workloads. */
+struct kernel_workload {
+	uint32_t id;			/* stable workload id (daemon registry) */
+	uint32_t flags;			/* LY_WL_ENFORCE | LY_WL_REVOKED */
+};
+
+/*
+ * Find (or mount) bpffs and the cgroup2 mount (unified /sys/fs/cgroup or
+ * hybrid /sys/fs/cgroup/unified), load the programs, reuse or create the
+ * pinned maps, write config, attach ly_connect4/6 and ly_sockops at the
+ * cgroup2 root with BPF_F_ALLOW_MULTI and pin the links (replacing links a
+ * previous lanyardd pinned).  NULL with a message in err on failure.
+ */
+struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen);
+
+/* Close fds.  detach != 0 also unpins links and maps (enforcement stops). */
+void kernel_close(struct kernel *k, int detach);
+
+/* Remove everything pinned under pin_dir (links first). For `lanyardd --detach`. */
+int kernel_detach_pinned(const char *pin_dir);
+
+/*
+ * The cgroup id (cgroup2 inode) of the calling process, from /proc/self/cgroup
+ * and the cgroup2 mount: lanyardd passes its own as kernel_opts.daemon_cgid.
+ * 0 or -errno.
+ */
+int kernel_self_cgroup_id(uint64_t *out);
+
+/* the cgroup2 mount point found at kernel_open (e.g. "/sys/fs/cgroup/unified") */
+const char *kernel_cgroup_root(const struct kernel *k);
+
+/*
+ * Mirror the policy into the maps: routes (one LPM entry per address of each
+ * route, route_id = route index) and workloads (each workload's cgroup path
+ * resolved to its id now, or later when it appears).  Stale entries are
+ * removed.  wls has p->nworkloads entries.  Keeps a private copy of what it
+ * needs; p may be freed after the next kernel_apply.  0 or -errno.
+ */
+int kernel_apply(struct kernel *k, const struct policy *p, const struct kernel_workload *wls);
+
+/* Change one workload's flags (revoke) in the map at once. 0 or -errno. */
+int kernel_set_workload_flags(struct kernel *k, uint32_t workload_id, uint32_t flags);
+
+/*
+ * Re-resolve workload cgroup paths (a cgroup created or re-created since):
+ * called when kernel_watch_fd() is readable and from a periodic timer.
+ * Returns the number of map entries changed.
+ */
+int kernel_rescan(struct kernel *k);
+/* inotify fd to add to the event loop (-1 if unavailable) */
+int kernel_watch_fd(const struct kernel *k);
+
+/* cgroup id enrolled for workload index i of the last applied policy, 0 if not (yet) */
+uint64_t kernel_workload_cgid(const struct kernel *k, size_t i);
+
+/*
+ * Take (look up and delete) the flow record published for an accepted
+ * connection whose peer is addr.  0 and *out filled, -ENOENT when the kernel
+ * redirected no such connection, other -errno on error.
+ */
+int kernel_take_flow(struct kernel *k, const struct sockaddr *peer, struct ly_flow *out);
+
+/* Sum the per-CPU stats slots into out[LY_STAT_MAX]. 0 or -errno. */
+int kernel_read_stats(struct kernel *k, uint64_t *out);
+
+/* Ring buffer: fd for the loop, and a consumer that calls cb per valid event. */
+typedef void (*kernel_event_cb)(void *ctx, const struct ly_event_hdr *ev, size_t len);
+int kernel_events_fd(const struct kernel *k);
+int kernel_events_poll(struct kernel *k, kernel_event_cb cb, void *ctx);
+
+#endif /* LY_KERNEL_H */

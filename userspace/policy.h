@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * The policy file (YAML, parsed with libyaml) as an immutable struct policy.
+ * Unknown keys and bad values are errors carrying file:line:column.
+ * A reload builds a new struct policy; the daemon swaps it in atomically.
+ */
+#ifndef LY_POLICY_H
+#define LY_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#define POLICY_DEFAULT_PATH		"/etc/lanyard/lanyard.yaml"
+#define POLICY_DEFAULT_LISTEN_PORT	15001
+#define POLICY_DEFAULT_ADMIN		"127.0.0.1:15002"
+#define POLICY_DEFAULT_STATE_DIR	"/var/lib/lanyard"
+#define POLICY_DEFAULT_CONTROL		"/run/lanyard/control.sock"
+#define POLICY_DEFAULT_TTL_S		300
+#define POLICY_MAX_TTL_S		86400
+#define POLICY_DEFAULT_HEADER		"Authorization: Bearer {token}"
+#define POLICY_ERR_LEN			512
+
+/* One destination address or prefix, network byte order. */
+struct policy_addr {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t prefixlen;	/* 32/128 for a single address */
+	uint8_t addr[16];	/* IPv4 in the first 4 bytes */
+};
+
+enum policy_dest_kind {
+	POLICY_DEST_ADDR,	/* 10.0.0.1:80, [::1]:80 */
+	POLICY_DEST_CIDR,	/* 10.0.0.0/8:80, [fd00::]/8:80 */
+	POLICY_DEST_HOST,	/* api.example.org:443: resolved by policy_resolve() */
+};
+
+enum policy_cred_type {
+	POLICY_CRED_JWT,
+};
+
+struct policy_route {
+	char *to;			/* the value as written, for display */
+	enum policy_dest_kind kind;
+	char *host;			/* POLICY_DEST_HOST: the name; else NULL */
+	uint16_t port;			/* host order; 0 never (port is required) */
+	struct policy_addr *addrs;	/* ADDR/CIDR: one entry; HOST: after policy_resolve() */
+	size_t naddrs;
+
+	enum policy_cred_type cred_type;
+	char *audience;
+	uint32_t ttl_s;
+
+	char *header_name;		/* "Authorization" */
+	char *header_prefix;		/* template text before {token}: "Bearer " */
+	char *header_suffix;		/* template text after {token}: usually "" */
+
+	int line;			/* where the route starts in the file (1-based) */
+	void *cred;			/* owned by cred.c (struct cred_slot *); NULL in policy.c */
+};
+
+struct policy_workload {
+	char *name;
+	char *cgroup;			/* path relative to the cgroup2 mount, starts with '/' */
+	struct policy_route *routes;
+	size_t nroutes;
+	int line;
+};
+
+struct policy {
+	char *path;			/* file it was read from ("<buffer>" for tests) */
+	char *trust_domain;
+	uint16_t listen_port;		/* host order */
+	char *admin_listen;		/* "127.0.0.1:15002" as written */
+	struct sockaddr_storage admin_addr;	/* parsed admin_listen */
+	char *state_dir;
+	char *audit_path;		/* NULL: audit to stderr */
+	char *control_socket;
+	struct policy_workload *workloads;
+	size_t nworkloads;
+};
+
+/*
+ * Parse a policy from a file / a buffer.  On error returns NULL and writes
+ * "file:line:column: message" into err (POLICY_ERR_LEN bytes).
+ * Does not resolve host names: call policy_resolve() for that.
+ */
+struct policy *policy_load(const char *path, char *err, size_t errlen);
+struct policy *policy_parse(const char *buf, size_t len, const char *name, char *err,
+			    size_t errlen);
+
+/*
+ * Resolve every POLICY_DEST_HOST route with getaddrinfo() (blocking: call at
+ * start-up or reload, never from the event loop hot path).  Returns 0, or
+ * -errno with "file:line:column: cannot resolve NAME: reason" in err.
+ */
+int policy_resolve(struct policy *p, char *err, size_t errlen);
+
+/* Frees everything, including route->cred through the hook below. NULL ok. */
+void policy_free(struct policy *p);
+
+/* cred.c installs this so that policy_free() can release route->cred. */
+extern void (*policy_cred_free_hook)(void *cred);
+
+/* Find a workload by name; NULL if absent. */
+const struct policy_workload *policy_workload_find(const struct policy *p, const char *name);
+
+/*
+ * Does (family, addr, port) fall within the route's destination?  addr is
+ * 4 or 16 bytes in network order; port in host order.
+ */
+int policy_route_match(const struct policy_route *r, int family, const uint8_t *addr,
+		       uint16_t port);
+
+/* Parse "5m", "30s", "1h", "90" (seconds). Returns 0 or -EINVAL. */
+int policy_parse_duration(const char *s, uint32_t *out_s);
+
+#endif /* LY_POLICY_H */

@@ -1,0 +1,1108 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * The proxy: accept only kernel-redirected connections, attach a fresh
+ * credential to every HTTP/1.1 request on its way to the destination the app
+ * dialled, stream responses back unmodified.  Bad input is answered here,
+ * before any credential is attached, and nothing of it reaches the upstream.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "http1.h"
+#include "log.h"
+#include "proxy.h"
+
+#define BUF_INIT	(16 * 1024)
+#define CIN_MAX		(HTTP1_MAX_HEAD + 4096)	/* a full head plus a little body */
+#define OUT_HIGH	(64 * 1024)		/* stop reading the client above this */
+#define DOWN_CAP	(64 * 1024)		/* upstream -> client relay buffer */
+#define EXE_LEN		256
+
+enum req_state {
+	RS_HEAD,	/* waiting for a request head */
+	RS_LENGTH,	/* relaying a Content-Length body */
+	RS_CHUNKED,	/* relaying a chunked body */
+	RS_TUNNEL,	/* after an Upgrade/CONNECT: raw bytes both ways, no injection */
+	RS_ERROR,	/* a request was refused: read nothing more from the client */
+};
+
+struct buf {
+	char *data;
+	size_t cap;
+	size_t off;	/* first unread byte */
+	size_t len;	/* bytes after off */
+};
+
+struct conn {
+	struct conn *prev, *next;	/* live list */
+	struct proxy *px;
+	struct loop_io cio, uio;	/* client and upstream watchers */
+	int cfd, ufd;
+	uint64_t id;
+
+	struct ly_flow flow;		/* what the kernel saw at connect() */
+	uint32_t wl_id;
+	char dst[INET6_ADDRSTRLEN + 8];
+	char exe[EXE_LEN];
+	char comm[LY_COMM_LEN + 1];
+
+	/* route cache: valid while gen == daemon gen */
+	uint64_t gen;
+	int wi;
+	const struct policy_route *route;
+
+	enum req_state rs;
+	uint64_t body_remain;
+	struct http1_chunked chunk;
+
+	struct buf in;			/* from the client, not yet handled */
+	struct buf out;			/* to the upstream (rewritten heads + bodies) */
+	struct buf down;		/* to the client (responses, our own errors) */
+	int out_secret;			/* out held a credential: cleanse when drained */
+
+	unsigned connecting : 1, uconnected : 1, client_eof : 1, upstream_eof : 1,
+		 up_shut : 1, closing : 1, dead : 1;
+	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
+	const char *err_reason;
+
+	uint64_t head_deadline;		/* ms; 0 when no head is in progress */
+	uint64_t last_active;		/* ms */
+	uint64_t requests;
+	uint64_t bytes_up, bytes_down;
+	int64_t since;
+};
+
+struct proxy {
+	struct daemon *d;
+	struct loop_io lio[2];		/* 127.0.0.1 and ::1 */
+	struct conn live;		/* list head */
+	struct conn *dead;		/* closed this turn, freed at turn end */
+	struct conn *pool;		/* freed conns kept with their buffers */
+	uint64_t next_id;
+};
+
+static void conn_update(struct conn *c);
+static void conn_close(struct conn *c, const char *reason);
+static void process_input(struct conn *c);
+static void flush_down(struct conn *c);
+static void flush_up(struct conn *c);
+
+/* --- buffers ---------------------------------------------------------------- */
+
+static int buf_reserve(struct buf *b, size_t need, size_t max)
+{
+	size_t cap;
+	char *p;
+
+	if (b->off + b->len + need <= b->cap)
+		return 0;
+	if (b->off) {			/* compact first: cheaper than growing */
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+		if (b->len + need <= b->cap)
+			return 0;
+	}
+	cap = b->cap ? b->cap : BUF_INIT;
+	while (cap < b->len + need)
+		cap *= 2;
+	if (cap > max)
+		cap = max;
+	if (b->len + need > cap)
+		return -ENOBUFS;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+static void buf_consume(struct buf *b, size_t n)
+{
+	b->off += n;
+	b->len -= n;
+	if (b->len == 0)
+		b->off = 0;
+}
+
+static int buf_append(struct buf *b, const void *p, size_t n, size_t max)
+{
+	int err = buf_reserve(b, n, max);
+
+	if (err)
+		return err;
+	memcpy(b->data + b->off + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void buf_fini(struct buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+/* --- error answers ------------------------------------------------------------ */
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/*
+ * Queue lanyardd's own answer for the client.  The reason is one of our
+ * constant strings: nothing from the request is reflected (design 8).
+ */
+static void queue_error(struct conn *c, int status, const char *reason)
+{
+	char msg[512];
+	int body, n;
+
+	body = (int)strlen(reason) + (int)strlen("lanyard: \n");
+	n = snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+		     "Connection: close\r\nX-Lanyard-Error: %s\r\n\r\nlanyard: %s\n",
+		     status, status_text(status), body, reason, reason);
+	if (n > 0 && (size_t)n < sizeof(msg))
+		buf_append(&c->down, msg, (size_t)n, SIZE_MAX);
+	c->closing = 1;
+}
+
+static void count_reject(struct metrics *m, int status)
+{
+	switch (status) {
+	case 431: m->too_large++; break;
+	case 408: m->head_timeout++; break;
+	case 405: m->method_refused++; break;
+	case 502: m->upstream_failed++; break;
+	case 503: break;	/* counted where the credential was missing */
+	default: m->bad_request++; break;
+	}
+}
+
+/*
+ * Refuse the current request.  Nothing more is read from the client.  When
+ * earlier requests of this connection are still being answered upstream,
+ * the upstream's write side is shut so it finishes them and closes; our
+ * answer follows the last of its responses (pipelining order is kept).
+ */
+static void conn_reject(struct conn *c, int status, const char *reason)
+{
+	struct daemon *d = c->px->d;
+
+	count_reject(&d->m, status);
+	audit_begin("request.reject");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("pid", c->flow.pid);
+	audit_u64("status", (uint64_t)status);
+	audit_str("reason", reason);
+	audit_end();
+
+	c->rs = RS_ERROR;
+	c->head_deadline = 0;
+	c->in.len = 0;
+	c->in.off = 0;
+	if (c->ufd < 0 || c->upstream_eof || !c->uconnected) {
+		/* nothing in flight upstream: answer now */
+		c->out.len = 0;
+		c->out.off = 0;
+		queue_error(c, status, reason);
+		return;
+	}
+	c->err_status = status;
+	c->err_reason = reason;
+}
+
+/* --- route and credential ---------------------------------------------------- */
+
+/* The route for this connection under the current policy, or NULL. */
+static const struct policy_route *conn_route(struct conn *c)
+{
+	struct daemon *d = c->px->d;
+
+	if (c->gen == d->gen)
+		return c->route;
+	c->gen = d->gen;
+	c->wi = daemon_workload_index(d, c->wl_id);
+	c->route = NULL;
+	if (c->wi >= 0)
+		c->route = daemon_route_for(d, c->wi,
+					    c->flow.family == LY_AF_INET ? AF_INET : AF_INET6,
+					    c->flow.daddr, ntohs(c->flow.dport));
+	return c->route;
+}
+
+static void audit_use(struct conn *c, const struct http1_request *req, const struct cred *cr)
+{
+	struct daemon *d = c->px->d;
+	const char *path = req->target.ptr;
+	size_t plen = req->target.len;
+	const char *q = memchr(path, '?', plen);
+
+	/* the query string may carry app data: the path alone is audited */
+	if (q)
+		plen = (size_t)(q - path);
+	audit_begin("credential.use");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("cgroup", c->flow.cgroup_id);
+	audit_u64("pid", c->flow.pid);
+	audit_str("exe", c->exe);
+	audit_strn("method", req->method.ptr, req->method.len);
+	audit_strn("host", req->host.ptr, req->host.len);
+	audit_strn("path", path, plen);
+	audit_str("route", c->route->to);
+	audit_str("audience", c->route->audience);
+	audit_str("jti", cr->jti);
+	audit_end();
+}
+
+/*
+ * Write the request head to c->out: the request line and every field as
+ * sent, except the route's credential header (the app's own value is
+ * dropped), then our credential, then the empty line.  Copies: the head is
+ * rewritten, so it cannot be sent from the client buffer in place.
+ */
+static int write_head(struct conn *c, const struct http1_request *req, const char *head,
+		      size_t headlen, const struct cred *cr)
+{
+	/* the request line starts at the method: leading empty lines are dropped */
+	const char *line = req->method.ptr;
+	const char *line_end = memchr(line, '\n', headlen - (size_t)(line - head));
+	size_t need = (size_t)(line_end - line) + 1 + cr->header->len + 2;
+	struct buf *o = &c->out;
+	char *p;
+	int err;
+
+	for (size_t i = 0; i < req->nheaders; i++)
+		need += req->headers[i].name.len + req->headers[i].value.len + 4;
+	err = buf_reserve(o, need, SIZE_MAX);
+	if (err)
+		return err;
+	p = o->data + o->off + o->len;
+	memcpy(p, line, (size_t)(line_end - line) + 1);
+	p += line_end - line + 1;
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http1_header *h = &req->headers[i];
+
+		if (http1_name_eq(h->name, c->route->header_name))
+			continue;
+		memcpy(p, h->name.ptr, h->name.len);
+		p += h->name.len;
+		*p++ = ':';
+		*p++ = ' ';
+		memcpy(p, h->value.ptr, h->value.len);
+		p += h->value.len;
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	memcpy(p, cr->header->buf, cr->header->len);
+	p += cr->header->len;
+	*p++ = '\r';
+	*p++ = '\n';
+	o->len = (size_t)(p - (o->data + o->off));
+	c->out_secret = 1;
+	return 0;
+}
+
+/* --- upstream ------------------------------------------------------------------ */
+
+static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events);
+
+static int upstream_connect(struct conn *c)
+{
+	struct daemon *d = c->px->d;
+	struct sockaddr_storage ss = { 0 };
+	socklen_t slen;
+	int fd, one = 1, err;
+
+	if (c->flow.family == LY_AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = c->flow.dport;
+		memcpy(&sin->sin_addr, c->flow.daddr, 4);
+		slen = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = c->flow.dport;
+		memcpy(&sin6->sin6_addr, c->flow.daddr, 16);
+		slen = sizeof(*sin6);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* the mark is what keeps ly_connect4/6 from redirecting us to ourselves */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &d->mark, sizeof(d->mark)) < 0)
+		goto fail;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ss, slen) < 0 && errno != EINPROGRESS)
+		goto fail;
+	err = loop_add(d->loop, &c->uio, fd, EPOLLOUT, on_upstream, c);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	c->ufd = fd;
+	c->connecting = 1;
+	return 0;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+static void upstream_connected(struct conn *c)
+{
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	c->connecting = 0;
+	if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr) {
+		log_debug("flow %llu: upstream %s: %s", (unsigned long long)c->id, c->dst,
+			  strerror(soerr));
+		c->upstream_eof = 1;
+		c->uconnected = 0;
+		conn_reject(c, 502, "upstream connect failed");
+		return;
+	}
+	c->uconnected = 1;
+}
+
+static void upstream_read(struct conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (buf_reserve(&c->down, 1, DOWN_CAP) < 0)
+			return;		/* full: wait for the client to drain */
+		n = recv(c->ufd, c->down.data + c->down.off + c->down.len,
+			 c->down.cap - c->down.off - c->down.len, 0);
+		if (n > 0) {
+			c->down.len += (size_t)n;
+			c->bytes_down += (uint64_t)n;
+			c->px->d->m.bytes_down += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		c->upstream_eof = 1;	/* EOF or error: responses are complete */
+		if (c->err_status)
+			queue_error(c, c->err_status, c->err_reason);
+		return;
+	}
+}
+
+static void flush_up(struct conn *c)
+{
+	while (c->out.len && c->uconnected && !c->upstream_eof) {
+		ssize_t n = send(c->ufd, c->out.data + c->out.off, c->out.len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			c->upstream_eof = 1;
+			c->rs = RS_ERROR;
+			c->closing = 1;
+			break;
+		}
+		c->bytes_up += (uint64_t)n;
+		c->px->d->m.bytes_up += (uint64_t)n;
+		buf_consume(&c->out, (size_t)n);
+	}
+	if (c->out.len == 0 && c->out_secret) {
+		/* the credential was copied into out: wipe it once sent */
+		explicit_bzero(c->out.data, c->out.cap);
+		c->out_secret = 0;
+	}
+	/* the client is done, or a request was refused: let the upstream finish */
+	if (c->out.len == 0 && c->uconnected && !c->up_shut &&
+	    (c->client_eof || c->err_status)) {
+		shutdown(c->ufd, SHUT_WR);
+		c->up_shut = 1;
+	}
+}
+
+static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
+{
+	struct conn *c = io->arg;
+
+	(void)l;
+	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		upstream_connected(c);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		upstream_read(c);
+	flush_down(c);
+	if (c->dead)
+		return;
+	flush_up(c);
+	process_input(c);
+	conn_update(c);
+}
+
+/* --- client side ---------------------------------------------------------------- */
+
+/* Handle one complete request head: decide, inject, queue.  0 or rejected. */
+static void handle_head(struct conn *c, const struct http1_request *req, size_t headlen)
+{
+	struct daemon *d = c->px->d;
+	const struct policy_route *r = conn_route(c);
+	const struct cred *cr;
+
+	c->head_deadline = 0;
+	d->m.requests++;
+	if (!r) {
+		d->m.no_route++;
+		conn_reject(c, 503, "no route for this destination");
+		return;
+	}
+	/* TRACE would echo the injected header back to the app (design 8) */
+	if (req->method.len == 5 && !memcmp(req->method.ptr, "TRACE", 5)) {
+		conn_reject(c, 405, "TRACE is refused on injected routes");
+		return;
+	}
+	if (d->wls[c->wi].flags & LY_WL_REVOKED) {
+		d->m.revoked++;
+		conn_reject(c, 503, "credential revoked");
+		return;
+	}
+	cr = cred_get(r, loop_wall_s(d->loop));
+	if (!cr) {
+		d->m.cred_failed++;
+		conn_reject(c, 503, "no credential available");
+		return;
+	}
+	if (write_head(c, req, c->in.data + c->in.off, headlen, cr) < 0) {
+		conn_reject(c, 503, "out of memory");
+		return;
+	}
+	buf_consume(&c->in, headlen);
+	audit_use(c, req, cr);
+	d->m.injected++;
+	c->requests++;
+	if (req->flags & HTTP1_F_UPGRADE) {
+		c->rs = RS_TUNNEL;
+	} else if (req->body == HTTP1_BODY_LENGTH) {
+		c->body_remain = req->content_length;
+		c->rs = c->body_remain ? RS_LENGTH : RS_HEAD;
+	} else if (req->body == HTTP1_BODY_CHUNKED) {
+		http1_chunked_init(&c->chunk);
+		c->rs = RS_CHUNKED;
+	} else {
+		c->rs = RS_HEAD;
+	}
+	if (c->ufd < 0 && upstream_connect(c) < 0) {
+		c->upstream_eof = 1;
+		conn_reject(c, 502, "upstream connect failed");
+	}
+}
+
+/*
+ * A chunked request's head is only forwarded once its first chunk-size line
+ * is in and valid, so a bad size never reaches the upstream (with a
+ * credential on the head).  Returns 1 ready, 0 need more, < 0 error.
+ */
+static int chunked_precheck(const char *body, size_t len)
+{
+	struct http1_chunked ck;
+	const char *nl = memchr(body, '\n', len < HTTP1_MAX_CHUNK_LINE ? len : HTTP1_MAX_CHUNK_LINE);
+	int done = 0;
+	ssize_t n;
+
+	if (!nl)
+		return len >= HTTP1_MAX_CHUNK_LINE ? HTTP1_ERR_CHUNK_SIZE : 0;
+	http1_chunked_init(&ck);
+	n = http1_chunked_scan(&ck, body, len, &done);
+	return n < 0 ? (int)n : 1;
+}
+
+static void step_head(struct conn *c, int *more)
+{
+	struct http1_request req;
+	ssize_t n;
+
+	*more = 0;
+	if (c->in.len == 0)
+		return;
+	if (!c->head_deadline)
+		c->head_deadline = loop_now_ms(c->px->d->loop) + PROXY_HEAD_TIMEOUT_MS;
+	n = http1_parse_request(c->in.data + c->in.off, c->in.len, &req);
+	if (n == HTTP1_PARTIAL)
+		return;
+	if (n < 0) {
+		conn_reject(c, http1_err_status((int)n), http1_strerror((int)n));
+		return;
+	}
+	if (req.body == HTTP1_BODY_CHUNKED) {
+		int ok = chunked_precheck(c->in.data + c->in.off + n, c->in.len - (size_t)n);
+
+		if (ok == 0)
+			return;
+		if (ok < 0) {
+			conn_reject(c, http1_err_status(ok), http1_strerror(ok));
+			return;
+		}
+	}
+	handle_head(c, &req, (size_t)n);
+	*more = c->rs != RS_ERROR;
+}
+
+/* Move up to n bytes of body from in to out. */
+static size_t move_body(struct conn *c, size_t n)
+{
+	if (n > c->in.len)
+		n = c->in.len;
+	if (c->out.len + n > OUT_HIGH)
+		n = c->out.len < OUT_HIGH ? OUT_HIGH - c->out.len : 0;
+	if (n == 0 || buf_append(&c->out, c->in.data + c->in.off, n, SIZE_MAX) < 0)
+		return 0;
+	buf_consume(&c->in, n);
+	return n;
+}
+
+static void step_body(struct conn *c, int *more)
+{
+	size_t n;
+
+	*more = 0;
+	if (c->rs == RS_LENGTH) {
+		n = move_body(c, c->body_remain < c->in.len ? c->body_remain : c->in.len);
+		c->body_remain -= n;
+		if (c->body_remain == 0) {
+			c->rs = RS_HEAD;
+			*more = 1;
+		}
+	} else if (c->rs == RS_CHUNKED) {
+		size_t avail = c->in.len;
+		int done = 0;
+		ssize_t k;
+
+		if (c->out.len >= OUT_HIGH)
+			return;
+		if (avail > OUT_HIGH - c->out.len)
+			avail = OUT_HIGH - c->out.len;
+		k = http1_chunked_scan(&c->chunk, c->in.data + c->in.off, avail, &done);
+		if (k < 0) {
+			/*
+			 * The head already went upstream: cut the message short so the
+			 * upstream never sees a complete request, and answer 400.
+			 */
+			c->upstream_eof = 1;
+			conn_reject(c, 400, http1_strerror((int)k));
+			return;
+		}
+		move_body(c, (size_t)k);
+		if (done) {
+			c->rs = RS_HEAD;
+			*more = 1;
+		}
+	} else if (c->rs == RS_TUNNEL) {
+		move_body(c, c->in.len);
+	}
+}
+
+static void process_input(struct conn *c)
+{
+	int more = 1;
+
+	while (more && !c->dead && c->out.len < OUT_HIGH) {
+		switch (c->rs) {
+		case RS_HEAD:
+			step_head(c, &more);
+			break;
+		case RS_LENGTH:
+		case RS_CHUNKED:
+		case RS_TUNNEL:
+			step_body(c, &more);
+			break;
+		case RS_ERROR:
+			more = 0;
+			break;
+		}
+	}
+	flush_up(c);
+}
+
+static void client_read(struct conn *c)
+{
+	for (;;) {
+		size_t space;
+		ssize_t n;
+
+		if (buf_reserve(&c->in, 1, CIN_MAX) < 0)
+			return;		/* full: the parser will decide (431 or wait) */
+		space = c->in.cap - c->in.off - c->in.len;
+		n = recv(c->cfd, c->in.data + c->in.off + c->in.len, space, 0);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			if ((size_t)n < space)
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		c->client_eof = 1;
+		return;
+	}
+}
+
+static void flush_down(struct conn *c)
+{
+	while (c->down.len) {
+		ssize_t n = send(c->cfd, c->down.data + c->down.off, c->down.len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			conn_close(c, "client write failed");
+			return;
+		}
+		buf_consume(&c->down, (size_t)n);
+	}
+	/* close once everything for the client is out and nothing more can come */
+	if (c->closing || (c->upstream_eof && !c->err_status) || (c->client_eof && c->ufd < 0))
+		conn_close(c, c->err_reason ? c->err_reason : "done");
+}
+
+static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
+{
+	struct conn *c = io->arg;
+
+	(void)l;
+	c->last_active = loop_now_ms(c->px->d->loop);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		client_read(c);
+	process_input(c);
+	if (c->client_eof && c->rs == RS_HEAD && c->in.len)
+		c->in.len = 0;	/* a partial head at EOF is dropped, never forwarded */
+	flush_down(c);
+	if (!c->dead)
+		conn_update(c);
+}
+
+/* Ask epoll for what the connection can make progress on now. */
+static void conn_update(struct conn *c)
+{
+	struct loop *l = c->px->d->loop;
+	uint32_t ce = 0, ue = 0;
+
+	if (c->rs != RS_ERROR && !c->client_eof && !c->closing && c->out.len < OUT_HIGH &&
+	    c->in.len < CIN_MAX)
+		ce |= EPOLLIN;
+	if (c->down.len)
+		ce |= EPOLLOUT;
+	if (c->ufd >= 0) {
+		if (c->connecting || c->out.len)
+			ue |= EPOLLOUT;
+		if (!c->upstream_eof && c->down.len < DOWN_CAP)
+			ue |= EPOLLIN;
+		loop_mod(l, &c->uio, ue);
+	}
+	loop_mod(l, &c->cio, ce);
+}
+
+/* --- accept and close ---------------------------------------------------------- */
+
+static void peer_string(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		port = ntohs(s->sin_port);
+		snprintf(out, len, "%s:%u", a, port);
+	} else {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		port = ntohs(s->sin6_port);
+		snprintf(out, len, "[%s]:%u", a, port);
+	}
+}
+
+static void flow_dst_string(const struct ly_flow *f, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (f->family == LY_AF_INET) {
+		inet_ntop(AF_INET, f->daddr, a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, ntohs(f->dport));
+	} else {
+		inet_ntop(AF_INET6, f->daddr, a, sizeof(a));
+		snprintf(out, len, "[%s]:%u", a, ntohs(f->dport));
+	}
+}
+
+static void reject_peer(struct proxy *px, int fd, const struct sockaddr_storage *ss,
+			const char *event, const char *reason, const struct ly_flow *f)
+{
+	struct daemon *d = px->d;
+	char peer[INET6_ADDRSTRLEN + 8];
+
+	peer_string(ss, peer, sizeof(peer));
+	audit_begin(event);
+	audit_str("peer", peer);
+	if (f) {
+		audit_str("workload", f->workload_id <= DAEMON_MAX_WORKLOAD_IDS ?
+						d->wl_names[f->workload_id] : NULL);
+		audit_u64("cgroup", f->cgroup_id);
+		audit_u64("pid", f->pid);
+	}
+	audit_str("reason", reason);
+	audit_end();
+	log_debug("%s from %s: %s", event, peer, reason);
+	close(fd);
+}
+
+static struct conn *conn_alloc(struct proxy *px)
+{
+	struct conn *c = px->pool;
+	struct buf in, out, down;
+
+	if (!c)
+		return calloc(1, sizeof(*c));
+	px->pool = c->next;
+	/* keep the pooled buffers, reset everything else */
+	in = c->in;
+	out = c->out;
+	down = c->down;
+	memset(c, 0, sizeof(*c));
+	c->in = (struct buf){ .data = in.data, .cap = in.cap };
+	c->out = (struct buf){ .data = out.data, .cap = out.cap };
+	c->down = (struct buf){ .data = down.data, .cap = down.cap };
+	return c;
+}
+
+static void conn_open(struct proxy *px, int fd, const struct ly_flow *f)
+{
+	struct daemon *d = px->d;
+	struct conn *c = conn_alloc(px);
+	char path[64];
+	ssize_t n;
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->px = px;
+	c->cfd = fd;
+	c->ufd = -1;
+	c->cio.fd = c->uio.fd = -1;
+	c->flow = *f;
+	c->wl_id = f->workload_id;
+	c->id = ++px->next_id;
+	c->gen = UINT64_MAX;
+	c->since = loop_wall_s(d->loop);
+	c->last_active = loop_now_ms(d->loop);
+	flow_dst_string(f, c->dst, sizeof(c->dst));
+	memcpy(c->comm, f->comm, LY_COMM_LEN);
+	snprintf(path, sizeof(path), "/proc/%u/exe", f->pid);
+	n = readlink(path, c->exe, sizeof(c->exe) - 1);
+	c->exe[n > 0 ? n : 0] = '\0';
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (loop_add(d->loop, &c->cio, fd, EPOLLIN, on_client, c) < 0) {
+		close(fd);
+		buf_fini(&c->in);
+		buf_fini(&c->out);
+		buf_fini(&c->down);
+		free(c);
+		return;
+	}
+	c->next = px->live.next;
+	c->prev = &px->live;
+	px->live.next->prev = c;
+	px->live.next = c;
+	d->m.flow_accepted++;
+	d->m.flow_active++;
+	conn_route(c);
+
+	audit_begin("flow.open");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("cgroup", f->cgroup_id);
+	audit_u64("pid", f->pid);
+	audit_u64("uid", f->uid);
+	audit_str("comm", c->comm);
+	audit_str("exe", c->exe);
+	audit_str("dst", c->dst);
+	audit_str("route", c->route ? c->route->to : NULL);
+	audit_end();
+}
+
+static void accept_one(struct proxy *px, int fd)
+{
+	struct daemon *d = px->d;
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+	struct ly_flow f;
+	int err, wi;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &slen) < 0) {
+		close(fd);
+		return;
+	}
+	err = kernel_take_flow(d->kern, (struct sockaddr *)&ss, &f);
+	if (err) {
+		/* not redirected by the kernel: a direct connection to the listener */
+		d->m.flow_rejected++;
+		reject_peer(px, fd, &ss, "flow.reject",
+			    err == -ENOENT ? "no kernel flow record" : "flow lookup failed", NULL);
+		return;
+	}
+	wi = f.workload_id <= DAEMON_MAX_WORKLOAD_IDS ? daemon_workload_index(d, f.workload_id)
+						       : -1;
+	if (wi < 0 || (d->wls[wi].flags & LY_WL_REVOKED)) {
+		d->m.flow_denied++;
+		reject_peer(px, fd, &ss, "flow.deny",
+			    wi < 0 ? "workload not in policy" : "workload revoked", &f);
+		return;
+	}
+	conn_open(px, fd, &f);
+}
+
+static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
+{
+	struct proxy *px = io->arg;
+
+	(void)l;
+	(void)events;
+	for (int i = 0; i < 64; i++) {	/* bounded: keep serving established flows */
+		int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("%s: accept", __func__);
+			return;
+		}
+		accept_one(px, fd);
+	}
+}
+
+static void conn_close(struct conn *c, const char *reason)
+{
+	struct proxy *px = c->px;
+	struct daemon *d = px->d;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	loop_del(d->loop, &c->cio);
+	loop_del(d->loop, &c->uio);
+	close(c->cfd);
+	if (c->ufd >= 0)
+		close(c->ufd);
+	if (c->out_secret && c->out.data)
+		explicit_bzero(c->out.data, c->out.cap);
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	c->next = px->dead;
+	px->dead = c;
+	d->m.flow_active--;
+
+	audit_begin("flow.close");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("pid", c->flow.pid);
+	audit_u64("requests", c->requests);
+	audit_u64("bytes_up", c->bytes_up);
+	audit_u64("bytes_down", c->bytes_down);
+	audit_str("reason", reason);
+	audit_end();
+}
+
+/* end of turn: closed connections go to the pool (their buffers are kept) */
+static void proxy_reap(struct loop *l, void *arg)
+{
+	struct proxy *px = arg;
+
+	(void)l;
+	while (px->dead) {
+		struct conn *c = px->dead;
+
+		px->dead = c->next;
+		if (c->in.cap > BUF_INIT || c->out.cap > OUT_HIGH * 2) {
+			buf_fini(&c->in);	/* an oversized head: give the memory back */
+			buf_fini(&c->out);
+		}
+		c->next = px->pool;
+		px->pool = c;
+	}
+}
+
+void proxy_tick(struct proxy *px)
+{
+	uint64_t now = loop_now_ms(px->d->loop);
+
+	for (struct conn *c = px->live.next, *next; c != &px->live; c = next) {
+		next = c->next;
+		if (c->head_deadline && now >= c->head_deadline && c->rs == RS_HEAD) {
+			conn_reject(c, 408, "request head not complete in time");
+			flush_up(c);
+			flush_down(c);
+			if (!c->dead)
+				conn_update(c);
+		} else if (now - c->last_active >= PROXY_IDLE_TIMEOUT_MS && !c->down.len &&
+			   !c->out.len) {
+			conn_close(c, "idle");
+		}
+	}
+}
+
+static int listen_on(struct proxy *px, int family, uint16_t port, int idx, char *err,
+		     size_t errlen)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t slen;
+	int fd, one = 1, rc;
+
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		slen = sizeof(*s);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons(port);
+		s->sin6_addr = in6addr_loopback;
+		slen = sizeof(*s);
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 4096) < 0)
+		goto fail;
+	rc = loop_add(px->d->loop, &px->lio[idx], fd, EPOLLIN, on_accept, px);
+	if (rc) {
+		errno = -rc;
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "listen on %s port %u: %s", family == AF_INET ? "127.0.0.1" : "::1",
+		 port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void proxy_tick_cb(struct loop *l, void *arg)
+{
+	(void)l;
+	proxy_tick(arg);
+}
+
+struct proxy *proxy_new(struct daemon *d, uint16_t port, char *err, size_t errlen)
+{
+	struct proxy *px = calloc(1, sizeof(*px));
+
+	if (!px) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	px->d = d;
+	px->live.next = px->live.prev = &px->live;
+	px->lio[0].fd = px->lio[1].fd = -1;
+	if (listen_on(px, AF_INET, port, 0, err, errlen) < 0 ||
+	    listen_on(px, AF_INET6, port, 1, err, errlen) < 0 ||
+	    loop_on_turn_end(d->loop, proxy_reap, px) < 0 ||
+	    loop_every(d->loop, 250, proxy_tick_cb, px) < 0) {
+		proxy_free(px);
+		return NULL;
+	}
+	return px;
+}
+
+void proxy_free(struct proxy *px)
+{
+	if (!px)
+		return;
+	while (px->live.next != &px->live)
+		conn_close(px->live.next, "shutdown");
+	proxy_reap(px->d->loop, px);
+	while (px->pool) {
+		struct conn *c = px->pool;
+
+		px->pool = c->next;
+		buf_fini(&c->in);
+		buf_fini(&c->out);
+		buf_fini(&c->down);
+		free(c);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (px->lio[i].fd >= 0) {
+			int fd = px->lio[i].fd;
+
+			loop_del(px->d->loop, &px->lio[i]);
+			close(fd);
+		}
+	}
+	free(px);
+}
+
+void proxy_foreach_flow(struct proxy *px, proxy_flow_cb cb, void *ctx)
+{
+	for (struct conn *c = px->live.next; c != &px->live; c = c->next) {
+		struct proxy_flow_info fi = {
+			.id = c->id,
+			.workload = px->d->wl_names[c->wl_id],
+			.pid = c->flow.pid,
+			.cgroup_id = c->flow.cgroup_id,
+			.comm = c->comm,
+			.exe = c->exe,
+			.dst = c->dst,
+			.requests = c->requests,
+			.bytes_up = c->bytes_up,
+			.bytes_down = c->bytes_down,
+			.since = c->since,
+		};
+
+		cb(ctx, &fi);
+	}
+}

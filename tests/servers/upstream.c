@@ -1,0 +1,841 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * ly-upstream: the HTTP/1.1 upstream of the tests and the bench.  Single-threaded epoll;
+ * answers every request 200 and records what it received (JSON lines, raw bytes).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_LISTEN 16
+#define MAX_HEAD (64 * 1024)	  /* a head longer than this gets 431 and a close */
+#define MAX_OUT_QUEUED (1 << 20) /* stop reading a pipelining client that does not read */
+#define IN_BUF_MIN (16 * 1024)
+#define ADDR_STR 64
+
+enum ev_type { EV_LISTEN, EV_CONN, EV_SIGNAL };
+
+/* Every epoll registration points at one of these first members. */
+struct ev {
+	enum ev_type type;
+	int fd;
+};
+
+struct listener {
+	struct ev ev;
+	char name[ADDR_STR];
+};
+
+enum conn_state {
+	ST_HEAD,
+	ST_BODY_CL,
+	ST_CH_SIZE,
+	ST_CH_DATA,
+	ST_CH_DATA_END,
+	ST_CH_TRAILER,
+	ST_DONE,
+};
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+struct conn {
+	struct ev ev;
+	unsigned long id, nreq;
+	const struct listener *lst;
+	char peer[ADDR_STR];
+	struct buf in;	 /* received, not yet consumed */
+	struct buf out;	 /* response bytes; out_off already written */
+	size_t out_off;
+	struct buf log;	 /* JSON line of the request in progress, up to its headers */
+	enum conn_state st;
+	uint64_t body_left, body_len;
+	bool keep_alive, is_head, rd_eof, close_after;
+	uint32_t events;
+};
+
+static struct {
+	int epfd, log_fd, raw_fd;
+	const char *body;
+	size_t body_len;
+	struct buf resp_ka, resp_close, resp_ka_head, resp_close_head;
+	unsigned long next_id;
+	bool stop;
+} g = { .epfd = -1, .log_fd = -1, .raw_fd = -1, .body = "ok\n", .next_id = 1 };
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ly-upstream --listen ADDR:PORT [--listen ...] [--log FILE]\n"
+		   "                   [--raw FILE] [--body TEXT]\n"
+		   "  ADDR is IPv4 (127.0.0.1) or bracketed IPv6 ([::1]).  Every request is\n"
+		   "  answered 200 with TEXT (default \"ok\\n\").\n"
+		   "  --log: one JSON line per request; --raw: every byte received, appended.\n");
+}
+
+/* --- buffers ----------------------------------------------------------------------------- */
+
+static int buf_reserve(struct buf *b, size_t extra)
+{
+	size_t cap = b->cap ? b->cap : 256;
+	char *p;
+
+	if (b->len + extra <= b->cap)
+		return 0;
+	while (cap < b->len + extra)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int buf_add(struct buf *b, const void *data, size_t len)
+{
+	if (buf_reserve(b, len))
+		return -ENOMEM;
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+static int buf_str(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+/*
+ * Append @s as a JSON string (RFC 8259 section 7).  The wire is bytes, not UTF-8, so every
+ * byte >= 0x80 is written as \u00XX: the log stays valid JSON and the byte is recoverable.
+ */
+static int buf_json_str(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char esc[7] = "\\u00";
+	size_t i;
+	int err;
+
+	err = buf_reserve(b, len + 2) ?: buf_add(b, "\"", 1);
+	for (i = 0; i < len && !err; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+
+			err = buf_add(b, e, 2);
+		} else if (c < 0x20 || c >= 0x7f) {
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			err = buf_add(b, esc, 6);
+		} else {
+			err = buf_add(b, &s[i], 1);
+		}
+	}
+	return err ?: buf_add(b, "\"", 1);
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* --- responses ----------------------------------------------------------------------------- */
+
+static int make_response(struct buf *b, bool keep_alive, bool head)
+{
+	char hdr[256];
+
+	snprintf(hdr, sizeof(hdr),
+		 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+		 "Connection: %s\r\n\r\n",
+		 g.body_len, keep_alive ? "keep-alive" : "close");
+	if (buf_str(b, hdr))
+		return -ENOMEM;
+	return head ? 0 : buf_add(b, g.body, g.body_len);
+}
+
+static int make_responses(void)
+{
+	g.body_len = strlen(g.body);
+	if (make_response(&g.resp_ka, true, false) || make_response(&g.resp_close, false, false) ||
+	    make_response(&g.resp_ka_head, true, true) ||
+	    make_response(&g.resp_close_head, false, true))
+		return -ENOMEM;
+	return 0;
+}
+
+static void send_error(struct conn *c, const char *status)
+{
+	char r[128];
+
+	snprintf(r, sizeof(r), "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		 status);
+	buf_str(&c->out, r);
+	c->close_after = true;
+}
+
+/* --- request head ------------------------------------------------------------------------ */
+
+static bool token_in_list(const char *v, size_t len, const char *token)
+{
+	size_t tl = strlen(token), i = 0;
+
+	/* comma-separated list with optional whitespace (RFC 9110 5.6.1) */
+	while (i < len) {
+		size_t s, e;
+
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		s = i;
+		while (i < len && v[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - s == tl && !strncasecmp(v + s, token, tl))
+			return true;
+	}
+	return false;
+}
+
+/* Is the last transfer coding "chunked"?  (RFC 9112 6.3 item 4: otherwise a request is 400.) */
+static bool te_is_chunked(const char *v, size_t len)
+{
+	size_t e = len, s;
+
+	while (e > 0 && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+		e--;
+	s = e;
+	while (s > 0 && v[s - 1] != ',' && v[s - 1] != ' ' && v[s - 1] != '\t')
+		s--;
+	return e - s == 7 && !strncasecmp(v + s, "chunked", 7);
+}
+
+struct head_info {
+	bool has_cl, has_te, chunked, expect_continue, conn_close, conn_ka;
+	uint64_t cl;
+};
+
+/* Returns 0, or -EINVAL for a framing we refuse (bad or conflicting Content-Length). */
+static int note_header(struct head_info *h, const char *n, size_t nl, const char *v, size_t vl)
+{
+	uint64_t cl = 0;
+	size_t i;
+
+	if (nl == 14 && !strncasecmp(n, "content-length", 14)) {
+		if (vl == 0 || vl > 18)
+			return -EINVAL;
+		for (i = 0; i < vl; i++) {
+			if (!isdigit((unsigned char)v[i]))
+				return -EINVAL;
+			cl = cl * 10 + (uint64_t)(v[i] - '0');
+		}
+		if (h->has_cl && h->cl != cl)
+			return -EINVAL;
+		h->has_cl = true;
+		h->cl = cl;
+	} else if (nl == 17 && !strncasecmp(n, "transfer-encoding", 17)) {
+		h->has_te = true;
+		h->chunked = te_is_chunked(v, vl);
+	} else if (nl == 6 && !strncasecmp(n, "expect", 6)) {
+		h->expect_continue = vl == 12 && !strncasecmp(v, "100-continue", 12);
+	} else if (nl == 10 && !strncasecmp(n, "connection", 10)) {
+		h->conn_close |= token_in_list(v, vl, "close");
+		h->conn_ka |= token_in_list(v, vl, "keep-alive");
+	}
+	return 0;
+}
+
+/* Next line in [p, end): returns its length without CR LF (bare LF tolerated), or -1. */
+static ssize_t next_line(const char *p, const char *end, const char **next)
+{
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	size_t len;
+
+	if (!lf)
+		return -1;
+	*next = lf + 1;
+	len = (size_t)(lf - p);
+	if (len && p[len - 1] == '\r')
+		len--;
+	return (ssize_t)len;
+}
+
+static void log_begin(struct conn *c, const char *line, size_t len)
+{
+	const char *sp1 = memchr(line, ' ', len), *sp2;
+	char pre[256];
+
+	sp2 = memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line));
+	snprintf(pre, sizeof(pre), "{\"conn\":%lu,\"req\":%lu,\"peer\":\"%s\",\"local\":\"%s\",",
+		 c->id, c->nreq, c->peer, c->lst->name);
+	c->log.len = 0;
+	buf_str(&c->log, pre);
+	buf_str(&c->log, "\"method\":");
+	buf_json_str(&c->log, line, (size_t)(sp1 - line));
+	buf_str(&c->log, ",\"target\":");
+	buf_json_str(&c->log, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+	buf_str(&c->log, ",\"version\":");
+	buf_json_str(&c->log, sp2 + 1, len - (size_t)(sp2 + 1 - line));
+	buf_str(&c->log, ",\"headers\":[");
+}
+
+/* "METHOD SP target SP HTTP/1.x" with non-empty parts; returns true when it looks like one. */
+static bool request_line_ok(const char *line, size_t len)
+{
+	const char *sp1 = memchr(line, ' ', len), *sp2;
+
+	if (!sp1 || sp1 == line)
+		return false;
+	sp2 = memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line));
+	if (!sp2 || sp2 == sp1 + 1)
+		return false;
+	return len - (size_t)(sp2 + 1 - line) == 8 && !strncmp(sp2 + 1, "HTTP/1.", 7) &&
+	       isdigit((unsigned char)sp2[8]);
+}
+
+/* Walk the header lines of a complete head; fills @h and the log line. */
+static int parse_headers(struct conn *c, const char *p, const char *end, struct head_info *h)
+{
+	const char *next, *colon, *v;
+	ssize_t len;
+	size_t vl;
+	int n = 0;
+
+	while ((len = next_line(p, end, &next)) > 0) {
+		colon = memchr(p, ':', (size_t)len);
+		/* no name, whitespace before the colon, obs-fold: 400 (RFC 9112 5.1, 5.2) */
+		if (!colon || colon == p || colon[-1] == ' ' || colon[-1] == '\t' || *p == ' ' ||
+		    *p == '\t')
+			return -EINVAL;
+		v = colon + 1;
+		vl = (size_t)(p + len - v);
+		while (vl && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+			vl--;
+		if (note_header(h, p, (size_t)(colon - p), v, vl))
+			return -EINVAL;
+		if (g.log_fd >= 0) {
+			buf_str(&c->log, n++ ? ",[" : "[");
+			buf_json_str(&c->log, p, (size_t)(colon - p));
+			buf_str(&c->log, ",");
+			buf_json_str(&c->log, v, vl);
+			buf_str(&c->log, "]");
+		}
+		p = next;
+	}
+	return 0;
+}
+
+/* Parse the complete head in [p, end) and set up the body state. */
+static int start_request(struct conn *c, const char *p, const char *end)
+{
+	struct head_info h = { 0 };
+	const char *next;
+	ssize_t len = next_line(p, end, &next);
+	bool http10;
+
+	if (len <= 0 || !request_line_ok(p, (size_t)len))
+		return -EINVAL;
+	c->nreq++;
+	if (g.log_fd >= 0)
+		log_begin(c, p, (size_t)len);
+	http10 = !strncmp(p + len - 3, "1.0", 3);
+	c->is_head = len > 5 && !strncmp(p, "HEAD ", 5);
+	if (parse_headers(c, next, end, &h))
+		return -EINVAL;
+	if (h.has_te && !h.chunked)
+		return -EINVAL;
+	c->keep_alive = http10 ? h.conn_ka && !h.conn_close : !h.conn_close;
+	c->body_len = 0;
+	c->body_left = h.has_te ? 0 : h.cl;
+	c->st = h.has_te ? ST_CH_SIZE : ST_BODY_CL;
+	/* RFC 9110 10.1.1: the client waits for 100 before sending a body it was asked about */
+	if (h.expect_continue && !http10 && (h.has_te || h.cl > 0))
+		buf_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+	return 0;
+}
+
+/* --- request body ------------------------------------------------------------------------ */
+
+/* One step of the chunked decoder (RFC 9112 7.1); returns bytes used, 0 = need more, -1 bad. */
+static ssize_t chunked_step(struct conn *c, const char *p, size_t avail)
+{
+	const char *next;
+	ssize_t len;
+	size_t n;
+
+	if (c->st == ST_CH_DATA) {
+		n = avail < c->body_left ? avail : (size_t)c->body_left;
+		c->body_left -= n;
+		c->body_len += n;
+		if (!c->body_left)
+			c->st = ST_CH_DATA_END;
+		return (ssize_t)n;
+	}
+	len = next_line(p, p + avail, &next);
+	if (len < 0)
+		return avail > 4096 ? -1 : 0;
+	if (c->st == ST_CH_DATA_END) {
+		if (len)
+			return -1;
+		c->st = ST_CH_SIZE;
+	} else if (c->st == ST_CH_SIZE) {
+		uint64_t sz = 0;
+		ssize_t i;
+
+		for (i = 0; i < len && isxdigit((unsigned char)p[i]); i++) {
+			if (sz >> 56)
+				return -1;
+			sz = sz * 16 + (uint64_t)(isdigit((unsigned char)p[i]) ? p[i] - '0' :
+									 (p[i] | 0x20) - 'a' + 10);
+		}
+		if (i == 0)
+			return -1;
+		c->body_left = sz;
+		c->st = sz ? ST_CH_DATA : ST_CH_TRAILER;
+	} else if (len == 0) { /* ST_CH_TRAILER: an empty line ends the message */
+		c->st = ST_DONE;
+	}
+	return next - p;
+}
+
+/* --- connection -------------------------------------------------------------------------- */
+
+static void finish_request(struct conn *c)
+{
+	const struct buf *r;
+
+	if (g.log_fd >= 0) {
+		char tail[64];
+
+		snprintf(tail, sizeof(tail), "],\"body_len\":%llu}\n",
+			 (unsigned long long)c->body_len);
+		buf_str(&c->log, tail);
+		/* one write per line: O_APPEND keeps lines whole for a reader tailing the file */
+		if (write(g.log_fd, c->log.p, c->log.len) < 0)
+			perror("ly-upstream: write log");
+	}
+	if (c->keep_alive)
+		r = c->is_head ? &g.resp_ka_head : &g.resp_ka;
+	else
+		r = c->is_head ? &g.resp_close_head : &g.resp_close;
+	buf_add(&c->out, r->p, r->len);
+	c->close_after = !c->keep_alive;
+	c->st = ST_HEAD;
+}
+
+/* Find the end of the head: returns the offset after the empty line, or 0 when incomplete. */
+static size_t head_end(const char *p, size_t len)
+{
+	const char *q = p, *end = p + len, *next;
+	ssize_t l;
+
+	while ((l = next_line(q, end, &next)) >= 0) {
+		if (l == 0 && q != p)
+			return (size_t)(next - p);
+		q = next;
+	}
+	return 0;
+}
+
+/* One parsing step at c->in.p + off; returns bytes consumed, 0 = need more, -1 = bad input. */
+static ssize_t input_step(struct conn *c, const char *p, size_t avail)
+{
+	size_t n;
+
+	switch (c->st) {
+	case ST_HEAD:
+		/* tolerate the CRLF some clients send after a body (RFC 9112 2.2) */
+		if (*p == '\n')
+			return 1;
+		if (avail >= 2 && p[0] == '\r' && p[1] == '\n')
+			return 2;
+		n = head_end(p, avail);
+		if (n > MAX_HEAD || (!n && avail > MAX_HEAD)) {
+			send_error(c, "431 Request Header Fields Too Large");
+			return -1;
+		}
+		if (!n)
+			return 0;
+		if (start_request(c, p, p + n)) {
+			send_error(c, "400 Bad Request");
+			return -1;
+		}
+		return (ssize_t)n;
+	case ST_BODY_CL:
+		n = avail < c->body_left ? avail : (size_t)c->body_left;
+		c->body_left -= n;
+		c->body_len += n;
+		return (ssize_t)n;
+	default:
+		n = (size_t)chunked_step(c, p, avail);
+		if ((ssize_t)n < 0)
+			send_error(c, "400 Bad Request");
+		return (ssize_t)n;
+	}
+}
+
+/* Consume as many whole requests from c->in as are there; queue their responses. */
+static void process_input(struct conn *c)
+{
+	size_t off = 0;
+	ssize_t used;
+
+	while (!c->close_after && off < c->in.len) {
+		used = input_step(c, c->in.p + off, c->in.len - off);
+		if (used < 0)
+			break;
+		off += (size_t)used;
+		if (c->st == ST_DONE || (c->st == ST_BODY_CL && !c->body_left))
+			finish_request(c);
+		else if (used == 0)
+			break;
+	}
+	memmove(c->in.p, c->in.p + off, c->in.len - off);
+	c->in.len -= off;
+}
+
+static void conn_close(struct conn *c)
+{
+	close(c->ev.fd);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->log);
+	free(c);
+}
+
+static int conn_set_events(struct conn *c, uint32_t events)
+{
+	struct epoll_event e = { .events = events, .data.ptr = c };
+
+	if (events == c->events)
+		return 0;
+	c->events = events;
+	return epoll_ctl(g.epfd, EPOLL_CTL_MOD, c->ev.fd, &e);
+}
+
+/*
+ * Write what is queued; then decide what to wait for.  Returns -1 when the connection is
+ * finished (closed by us), 0 otherwise.
+ */
+static int conn_flush(struct conn *c)
+{
+	uint32_t ev = 0;
+	ssize_t n;
+
+	while (c->out_off < c->out.len) {
+		n = write(c->ev.fd, c->out.p + c->out_off, c->out.len - c->out_off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			goto done; /* peer gone: EPIPE, ECONNRESET */
+		if (n < 0)
+			break;
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out.len) {
+		c->out_off = c->out.len = 0;
+		if (c->close_after || c->rd_eof)
+			goto done;
+	} else {
+		ev |= EPOLLOUT;
+	}
+	/* backpressure: a client that pipelines without reading stops being read */
+	if (!c->rd_eof && !c->close_after && c->out.len - c->out_off < MAX_OUT_QUEUED)
+		ev |= EPOLLIN;
+	if (conn_set_events(c, ev) == 0)
+		return 0;
+done:
+	conn_close(c);
+	return -1;
+}
+
+static void conn_read(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->in.cap - c->in.len < 4096 && buf_reserve(&c->in, c->in.cap)) {
+		conn_close(c);
+		return;
+	}
+	n = read(c->ev.fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	if (n == 0) {
+		/* half-close: still answer what was received (printf ... | nc) */
+		c->rd_eof = true;
+	} else if (g.raw_fd >= 0 && write(g.raw_fd, c->in.p + c->in.len, (size_t)n) < 0) {
+		perror("ly-upstream: write raw");
+	}
+	c->in.len += (size_t)n;
+	process_input(c);
+	conn_flush(c);
+}
+
+/* --- sockets ----------------------------------------------------------------------------- */
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, size, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(out, size, "%s:%u", ip, ntohs(s4->sin_port));
+	}
+}
+
+static void accept_all(struct listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct epoll_event e;
+	struct conn *c;
+	int fd, one = 1;
+
+	for (;;) {
+		fd = accept4(l->ev.fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			break; /* EAGAIN: all taken; EMFILE and friends: try at the next event */
+		c = calloc(1, sizeof(*c));
+		if (!c || buf_reserve(&c->in, IN_BUF_MIN)) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->ev = (struct ev){ .type = EV_CONN, .fd = fd };
+		c->id = g.next_id++;
+		c->lst = l;
+		c->events = EPOLLIN;
+		format_addr(&ss, c->peer, sizeof(c->peer));
+		/* a 100 Continue followed by the response must not wait for a delayed ACK */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = c };
+		if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e))
+			conn_close(c);
+		sl = sizeof(ss);
+	}
+}
+
+/* "127.0.0.1:8080" or "[::1]:8080" */
+static int parse_listen(const char *arg, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(arg, ':');
+	char *end;
+	long port;
+	size_t hl;
+
+	if (!colon)
+		return -EINVAL;
+	port = strtol(colon + 1, &end, 10);
+	hl = (size_t)(colon - arg);
+	if (*end || port <= 0 || port > 65535 || hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, arg, hl);
+	host[hl] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*s6);
+		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -EINVAL;
+	}
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	*sl = sizeof(*s4);
+	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+static int listen_on(struct listener *l, const char *arg)
+{
+	struct sockaddr_storage ss;
+	struct epoll_event e;
+	socklen_t sl;
+	int one = 1, err;
+
+	if (parse_listen(arg, &ss, &sl)) {
+		fprintf(stderr, "ly-upstream: bad --listen '%s' (want 127.0.0.1:P or [::1]:P)\n",
+			arg);
+		return -EINVAL;
+	}
+	l->ev = (struct ev){ .type = EV_LISTEN };
+	l->ev.fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->ev.fd < 0)
+		goto fail;
+	setsockopt(l->ev.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* [::]:P and 0.0.0.0:P may both be asked for: keep the v6 socket v6-only */
+	if (ss.ss_family == AF_INET6)
+		setsockopt(l->ev.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(l->ev.fd, (struct sockaddr *)&ss, sl) || listen(l->ev.fd, 1024))
+		goto fail;
+	format_addr(&ss, l->name, sizeof(l->name));
+	e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = l };
+	if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, l->ev.fd, &e))
+		goto fail;
+	return 0;
+fail:
+	err = -errno;
+	fprintf(stderr, "ly-upstream: listen %s: %s\n", arg, strerror(errno));
+	return err;
+}
+
+/* SIGTERM and SIGINT arrive through a signalfd so that the loop exits between events. */
+static int signals_setup(struct ev *sev)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = sev };
+	sigset_t set;
+
+	/* an ignored signal never reaches a signalfd: undo what a parent may have set */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	sev->type = EV_SIGNAL;
+	sev->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sev->fd < 0 || epoll_ctl(g.epfd, EPOLL_CTL_ADD, sev->fd, &e))
+		return -errno;
+	return 0;
+}
+
+static int open_append(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		fprintf(stderr, "ly-upstream: open %s: %s\n", path, strerror(errno));
+	return fd;
+}
+
+static void run_loop(void)
+{
+	struct epoll_event evs[256];
+	int i, n;
+
+	while (!g.stop) {
+		n = epoll_wait(g.epfd, evs, 256, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			perror("ly-upstream: epoll_wait");
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			struct ev *ev = evs[i].data.ptr;
+
+			if (ev->type == EV_LISTEN) {
+				accept_all((struct listener *)ev);
+			} else if (ev->type == EV_SIGNAL) {
+				g.stop = true;
+			} else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+				struct conn *c = (struct conn *)ev;
+
+				if (c->events & EPOLLIN || !(evs[i].events & EPOLLOUT))
+					conn_read(c);
+				else
+					conn_flush(c);
+			} else {
+				conn_flush((struct conn *)ev);
+			}
+		}
+	}
+}
+
+static int parse_args(int argc, char **argv, const char **listens, int *nlisten)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (i + 1 >= argc)
+			goto bad;
+		if (!strcmp(a, "--listen") && *nlisten < MAX_LISTEN)
+			listens[(*nlisten)++] = argv[++i];
+		else if (!strcmp(a, "--log") && g.log_fd < 0)
+			g.log_fd = open_append(argv[++i]);
+		else if (!strcmp(a, "--raw") && g.raw_fd < 0)
+			g.raw_fd = open_append(argv[++i]);
+		else if (!strcmp(a, "--body"))
+			g.body = argv[++i];
+		else
+			goto bad;
+		if ((!strcmp(a, "--log") && g.log_fd < 0) || (!strcmp(a, "--raw") && g.raw_fd < 0))
+			return -EINVAL;
+	}
+	if (*nlisten)
+		return 0;
+bad:
+	usage(stderr);
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	static struct listener lst[MAX_LISTEN];
+	const char *listens[MAX_LISTEN];
+	struct ev sev = { .fd = -1 };
+	int i, nlisten = 0;
+
+	if (parse_args(argc, argv, listens, &nlisten))
+		return 2;
+	g.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (g.epfd < 0 || signals_setup(&sev) || make_responses()) {
+		perror("ly-upstream: setup");
+		return 1;
+	}
+	for (i = 0; i < nlisten; i++)
+		if (listen_on(&lst[i], listens[i]))
+			return 1;
+	printf("listening");
+	for (i = 0; i < nlisten; i++)
+		printf(" %s", lst[i].name);
+	printf("\n");
+	fflush(stdout);
+	run_loop();
+	/* log lines are written whole as they happen; connections close with the process */
+	return 0;
+}

@@ -224,6 +224,9 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	rc = kernel_apply(d->kern, np, wls);
 	if (rc < 0) {
 		snprintf(err, errlen, "updating kernel maps: %s", strerror(-rc));
+		/* give the running policy its credentials back before np is freed */
+		cred_sync(d->creds, d->pol, np, loop_wall_s(d->loop));
+		kernel_apply(d->kern, d->pol, d->wls);
 		goto fail;
 	}
 	policy_free(d->pol);

@@ -54,6 +54,10 @@ static const char *stat_names[LY_STAT_MAX] = {
 	[LY_STAT_PUBLISHED] = "published",
 	[LY_STAT_PUBLISH_FAIL] = "publish_fail",
 	[LY_STAT_RINGBUF_FULL] = "ringbuf_full",
+	[LY_STAT_SKIP_DISABLED] = "skip_disabled",
+	[LY_STAT_SKIP_PROTO] = "skip_proto",
+	[LY_STAT_SKIP_OBSERVE] = "skip_observe",
+	[LY_STAT_PEER_CLOSED] = "peer_closed",
 };
 
 static json_t *error_reply(const char *msg)

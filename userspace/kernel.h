@@ -100,4 +100,21 @@ typedef void (*kernel_event_cb)(void *ctx, const struct ly_event_hdr *ev, size_t
 int kernel_events_fd(const struct kernel *k);
 int kernel_events_poll(struct kernel *k, kernel_event_cb cb, void *ctx);
 
+/*
+ * Pure key encoders (no kernel needed; unit-tested in tests/unit/test_maps.c).
+ *
+ * kernel_route_key: the `routes` LPM key for one address/prefix of a route of
+ * workload_id.  port is host order (0 = any).  An IPv4-mapped IPv6 prefix
+ * (::ffff:0:0/96 or longer) is encoded as IPv4, as ly_connect6 looks it up.
+ * Address bits past the prefix are cleared so that equal routes encode to
+ * equal keys.  0, or -EINVAL for a bad family or prefix length.
+ *
+ * kernel_peer_key: the `flows_by_peer` key for a peer address as
+ * getpeername() returns it (sockaddr_in, sockaddr_in6; v4-mapped -> IPv4).
+ * 0, or -EAFNOSUPPORT.
+ */
+int kernel_route_key(struct ly_route_key *key, uint32_t workload_id, const struct policy_addr *a,
+		     uint16_t port);
+int kernel_peer_key(struct ly_peer_key *key, const struct sockaddr *sa);
+
 #endif /* LY_KERNEL_H */

@@ -130,6 +130,10 @@ enum ly_stat {
 	LY_STAT_PUBLISHED,	/* ly_sockops published a flow under the peer key */
 	LY_STAT_PUBLISH_FAIL,	/* flows_by_peer update failed */
 	LY_STAT_RINGBUF_FULL,	/* event dropped */
+	LY_STAT_SKIP_DISABLED,	/* config not (yet) enabled: untouched */
+	LY_STAT_SKIP_PROTO,	/* not TCP (UDP connect(), MPTCP, SCTP): untouched */
+	LY_STAT_SKIP_OBSERVE,	/* enrolled workload without LY_WL_ENFORCE: untouched */
+	LY_STAT_PEER_CLOSED,	/* client closed before lanyardd took its flow: key deleted */
 	LY_STAT_MAX,
 };
 

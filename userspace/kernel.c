@@ -1,0 +1,1025 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * The kernel side as seen from lanyardd: load redirect.bpf.o, pin its maps
+ * and links, attach at the cgroup2 root, mirror the policy into the maps,
+ * enrol late cgroups (inotify + rescan), take flows, read stats and events.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "kernel.h"
+#include "log.h"
+/* the generated skeleton casts away const on its embedded ELF bytes */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#include "redirect.skel.h"
+#pragma GCC diagnostic pop
+
+#define BPFFS_ROOT	"/sys/fs/bpf"
+#define NPROGS		3
+
+/* what kernel_apply() keeps of one workload */
+struct kernel_wl {
+	char *name;
+	char *cgroup;		/* relative to the cgroup2 mount, starts with '/' */
+	uint32_t id;
+	uint32_t flags;
+	uint64_t cgid;		/* enrolled cgroup id, 0 = not (yet) */
+	int is_daemon;		/* the path is lanyardd's own cgroup (warned once) */
+};
+
+struct kernel {
+	struct redirect_bpf *skel;
+	struct bpf_link *links[NPROGS];
+	struct ring_buffer *rb;
+	kernel_event_cb cb;		/* only set during kernel_events_poll() */
+	void *cb_ctx;
+	char pin_dir[PATH_MAX];
+	char cgroot[PATH_MAX];
+	uint64_t daemon_cgid;
+	int cg_fd;
+	int ino_fd;
+	int *wds;			/* inotify watches currently held */
+	size_t nwds;
+	struct kernel_wl *wls;
+	size_t nwls;
+};
+
+/* one `routes` entry wanted by the policy */
+struct route_ent {
+	struct ly_route_key key;
+	struct ly_route val;
+};
+
+/* --- pure helpers ---------------------------------------------------------- */
+
+static void addr_mask(uint8_t *addr, unsigned int len, unsigned int plen)
+{
+	for (unsigned int i = 0; i < len; i++) {
+		unsigned int bits = plen > i * 8 ? plen - i * 8 : 0;
+
+		if (bits < 8)
+			addr[i] &= (uint8_t)(0xff00 >> bits);
+	}
+}
+
+int kernel_route_key(struct ly_route_key *key, uint32_t workload_id, const struct policy_addr *a,
+		     uint16_t port)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned int plen = a->prefixlen;
+
+	memset(key, 0, sizeof(*key));
+	key->workload_id = workload_id;
+	key->port = htons(port);
+	if (a->family == AF_INET6 && plen >= 96 && plen <= 128 &&
+	    !memcmp(a->addr, v4mapped, sizeof(v4mapped))) {
+		/* ly_connect6 looks ::ffff:a.b.c.d up as IPv4 */
+		key->family = LY_AF_INET;
+		plen -= 96;
+		memcpy(key->addr, a->addr + 12, 4);
+	} else if (a->family == AF_INET && plen <= 32) {
+		key->family = LY_AF_INET;
+		memcpy(key->addr, a->addr, 4);
+	} else if (a->family == AF_INET6 && plen <= 128) {
+		key->family = LY_AF_INET6;
+		memcpy(key->addr, a->addr, 16);
+	} else {
+		return -EINVAL;
+	}
+	addr_mask(key->addr, key->family == LY_AF_INET ? 4 : 16, plen);
+	key->prefixlen = LY_ROUTE_FIXED_BITS + plen;
+	return 0;
+}
+
+int kernel_peer_key(struct ly_peer_key *key, const struct sockaddr *sa)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	memset(key, 0, sizeof(*key));
+	if (sa->sa_family == AF_INET) {
+		key->family = LY_AF_INET;
+		key->port = s4->sin_port;
+		memcpy(key->addr, &s4->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		/* ly_sockops folds v4-mapped local addresses into IPv4 too */
+		key->family = LY_AF_INET;
+		key->port = s6->sin6_port;
+		memcpy(key->addr, &s6->sin6_addr.s6_addr[12], 4);
+	} else if (sa->sa_family == AF_INET6) {
+		key->family = LY_AF_INET6;
+		key->port = s6->sin6_port;
+		memcpy(key->addr, &s6->sin6_addr, 16);
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	return 0;
+}
+
+/* --- mounts ------------------------------------------------------------------ */
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	size_t n;
+
+	(void)level;
+	if (!log_verbose())
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	log_debug("libbpf: %s", buf);
+	return 0;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void mountinfo_unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * The cgroup2 mount (unified /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+ * hybrid host).  Only a mount of the cgroup2 root ("/") will do: cgroup
+ * paths in the policy are relative to it.  0 or -errno.
+ */
+static int cgroup2_find(char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char root[PATH_MAX], mnt[PATH_MAX], fstype[64];
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(sep, " - %63s", fstype) != 1 || strcmp(fstype, "cgroup2"))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2 || strcmp(root, "/"))
+			continue;
+		mountinfo_unescape(mnt);
+		if (strlen(mnt) >= len) {
+			err = -ENAMETOOLONG;
+			continue;
+		}
+		strcpy(out, mnt);
+		err = 0;
+		break;
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
+int kernel_self_cgroup_id(uint64_t *out)
+{
+	char root[PATH_MAX], path[PATH_MAX], full[PATH_MAX * 2];
+	FILE *f;
+	struct stat st;
+	int err;
+
+	err = cgroup2_find(root, sizeof(root));
+	if (err < 0)
+		return err;
+	f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return -errno;
+	err = -ENOENT;
+	/* the cgroup2 line is "0::/path" */
+	while (fgets(path, sizeof(path), f)) {
+		if (strncmp(path, "0::", 3))
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		snprintf(full, sizeof(full), "%s%s", root, path + 3);
+		err = stat(full, &st) < 0 ? -errno : 0;
+		if (!err)
+			*out = st.st_ino;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int is_fs(const char *path, long magic)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 && (long)sf.f_type == magic;
+}
+
+/* bpffs at /sys/fs/bpf (mounted if missing), and pin_dir on a bpffs. */
+static int bpffs_ensure(const char *pin_dir, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!is_fs(BPFFS_ROOT, BPF_FS_MAGIC) &&
+	    mount("bpf", BPFFS_ROOT, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "mounting bpffs at %s: %s", BPFFS_ROOT, strerror(-rc));
+		return rc;
+	}
+	rc = mkdir_p(pin_dir, 0700);
+	if (rc < 0) {
+		snprintf(err, errlen, "creating %s: %s", pin_dir, strerror(-rc));
+		return rc;
+	}
+	if (!is_fs(pin_dir, BPF_FS_MAGIC)) {
+		snprintf(err, errlen, "%s is not on a bpf filesystem", pin_dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- load, pin, attach ------------------------------------------------------- */
+
+/*
+ * A pinned map from an older lanyardd whose shape differs (say, more stats
+ * slots) cannot be reused and would make the load fail: unpin it, so this
+ * run creates a fresh one.  The old programs keep their map until their
+ * links are updated below, moments later.  These are the checks libbpf
+ * makes before reusing a pin; a layout change that keeps the sizes is not
+ * caught, so such a change must also change a size or a map name.
+ */
+static void maps_drop_incompatible(struct bpf_object *obj)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, obj) {
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+		const char *path = bpf_map__pin_path(m);
+		int fd;
+
+		if (!path)
+			continue;
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+		    (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		     info.value_size != bpf_map__value_size(m) ||
+		     info.max_entries != bpf_map__max_entries(m) ||
+		     info.map_flags != bpf_map__map_flags(m) ||
+		     info.map_extra != bpf_map__map_extra(m))) {
+			log_warnx("%s: pinned map %s has another shape: replacing it", __func__,
+				  path);
+			unlink(path);
+		}
+		close(fd);
+	}
+}
+
+static int config_write(struct kernel *k, const struct kernel_opts *o)
+{
+	struct ly_config cfg = { 0 };
+	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+	__u32 zero = 0;
+
+	cfg.flags = LY_CFG_ENABLED;
+	cfg.mark = o->mark;
+	cfg.daemon_cgid = o->daemon_cgid;
+	cfg.listen4 = htonl(INADDR_LOOPBACK);
+	cfg.listen_port = htons(o->listen_port ? o->listen_port : POLICY_DEFAULT_LISTEN_PORT);
+	memcpy(cfg.listen6, &lo6, sizeof(cfg.listen6));
+	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.config), &zero, &cfg, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Attach one program at the cgroup2 root through a pinned link.  If an
+ * earlier lanyardd left the link pinned, swap its program in place
+ * (BPF_LINK_UPDATE): enforcement never stops across a restart.  Otherwise
+ * create a link (cgroup links are always multi-attach: BPF_F_ALLOW_MULTI
+ * semantics), and only then replace the old pin, so old and new overlap
+ * rather than leave a gap; overlapping is harmless since the second
+ * program sees the listener as destination and leaves it alone.
+ */
+static int link_attach(struct kernel *k, int i, struct bpf_program *prog, const char *name)
+{
+	char path[PATH_MAX + 32];
+	struct bpf_link *old = NULL, *link;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/link_%s", k->pin_dir, name);
+	if (access(path, F_OK) == 0) {
+		old = bpf_link__open(path);
+		if (old && bpf_link__update_program(old, prog) == 0) {
+			k->links[i] = old;
+			log_debug("%s: %s: program updated in place", __func__, path);
+			return 0;
+		}
+		log_debug("%s: %s: cannot update in place (%s), relinking", __func__, path,
+			  strerror(errno));
+	}
+	link = bpf_program__attach_cgroup(prog, k->cg_fd);
+	if (!link) {
+		err = -errno;
+		bpf_link__destroy(old);
+		return err;
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: unlink %s", __func__, path);
+	bpf_link__destroy(old);	/* unpinned and closed: the old link detaches */
+	err = bpf_link__pin(link, path);
+	if (err) {
+		bpf_link__destroy(link);
+		return err;
+	}
+	k->links[i] = link;
+	return 0;
+}
+
+static int links_attach(struct kernel *k)
+{
+	struct bpf_program *progs[NPROGS] = {
+		k->skel->progs.ly_connect4,
+		k->skel->progs.ly_connect6,
+		k->skel->progs.ly_sockops,
+	};
+	static const char *const names[NPROGS] = { "connect4", "connect6", "sockops" };
+	int err;
+
+	for (int i = 0; i < NPROGS; i++) {
+		err = link_attach(k, i, progs[i], names[i]);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int ringbuf_sample(void *ctx, void *data, size_t len)
+{
+	struct kernel *k = ctx;
+	struct ly_event_hdr hdr;
+
+	if (len < sizeof(hdr))
+		return 0;
+	memcpy(&hdr, data, sizeof(hdr));
+	if (hdr.len < sizeof(hdr) || hdr.len > len)
+		return 0;
+	if (k->cb)
+		k->cb(k->cb_ctx, data, hdr.len);
+	return 0;
+}
+
+static int kernel_load(struct kernel *k, const struct kernel_opts *o, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = k->pin_dir);
+	int rc;
+
+	k->skel = redirect_bpf__open_opts(&oo);
+	if (!k->skel) {
+		rc = -errno;
+		snprintf(err, errlen, "opening the bpf object: %s", strerror(-rc));
+		return rc;
+	}
+	maps_drop_incompatible(k->skel->obj);
+	rc = redirect_bpf__load(k->skel);
+	if (rc) {
+		snprintf(err, errlen, "loading the bpf programs: %s (lanyardd -v shows the "
+			 "libbpf log)", strerror(-rc));
+		return rc;
+	}
+	rc = config_write(k, o);
+	if (rc < 0) {
+		snprintf(err, errlen, "writing the config map: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen)
+{
+	struct kernel *k = calloc(1, sizeof(*k));
+	const char *pin_dir = o->pin_dir ? o->pin_dir : KERNEL_DEFAULT_PIN_DIR;
+	int rc;
+
+	if (!k) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	k->cg_fd = -1;
+	k->ino_fd = -1;
+	k->daemon_cgid = o->daemon_cgid;
+	libbpf_set_print(libbpf_print);
+	if (strlen(pin_dir) >= sizeof(k->pin_dir)) {
+		snprintf(err, errlen, "pin folder name too long");
+		goto fail;
+	}
+	strcpy(k->pin_dir, pin_dir);
+	rc = cgroup2_find(k->cgroot, sizeof(k->cgroot));
+	if (rc < 0) {
+		snprintf(err, errlen, "no cgroup2 mount in /proc/self/mountinfo: %s",
+			 strerror(-rc));
+		goto fail;
+	}
+	if (bpffs_ensure(k->pin_dir, err, errlen) < 0 || kernel_load(k, o, err, errlen) < 0)
+		goto fail;
+	k->cg_fd = open(k->cgroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (k->cg_fd < 0) {
+		snprintf(err, errlen, "opening %s: %s", k->cgroot, strerror(errno));
+		goto fail;
+	}
+	rc = links_attach(k);
+	if (rc < 0) {
+		snprintf(err, errlen, "attaching at %s: %s", k->cgroot, strerror(-rc));
+		goto fail;
+	}
+	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_sample, k, NULL);
+	if (!k->rb)
+		log_warn("%s: ring buffer: events will not be read", __func__);
+	k->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (k->ino_fd < 0)
+		log_warn("%s: inotify: late cgroups wait for the periodic rescan", __func__);
+	log_info("bpf attached at %s, pinned under %s", k->cgroot, k->pin_dir);
+	return k;
+fail:
+	kernel_close(k, 0);
+	return NULL;
+}
+
+/* --- close / detach ------------------------------------------------------------ */
+
+static void wls_free(struct kernel_wl *wls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(wls[i].name);
+		free(wls[i].cgroup);
+	}
+	free(wls);
+}
+
+void kernel_close(struct kernel *k, int detach)
+{
+	if (!k)
+		return;
+	ring_buffer__free(k->rb);
+	for (int i = 0; i < NPROGS; i++) {
+		/* closing a pinned link's fd leaves it attached; unpin first to detach */
+		if (detach && k->links[i])
+			bpf_link__unpin(k->links[i]);
+		bpf_link__destroy(k->links[i]);
+	}
+	if (detach && k->skel)
+		bpf_object__unpin_maps(k->skel->obj, NULL);
+	if (detach && k->skel && rmdir(k->pin_dir) < 0 && errno != ENOENT)
+		log_warn("%s: rmdir %s", __func__, k->pin_dir);
+	redirect_bpf__destroy(k->skel);
+	if (k->cg_fd >= 0)
+		close(k->cg_fd);
+	if (k->ino_fd >= 0)
+		close(k->ino_fd);
+	free(k->wds);
+	wls_free(k->wls, k->nwls);
+	free(k);
+}
+
+/* unlink the entries of pin_dir whose name does (links) or does not start with link_ */
+static int pins_remove(const char *pin_dir, int links)
+{
+	DIR *d = opendir(pin_dir);
+	struct dirent *de;
+	char path[PATH_MAX + 256];
+	int err = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		int is_link = !strncmp(de->d_name, "link_", 5);
+
+		if (de->d_name[0] == '.' || is_link != links)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
+		if (unlink(path) < 0) {
+			err = -errno;
+			log_warn("%s: unlink %s", __func__, path);
+		}
+	}
+	closedir(d);
+	return err;
+}
+
+int kernel_detach_pinned(const char *pin_dir)
+{
+	int err;
+
+	if (!pin_dir)
+		pin_dir = KERNEL_DEFAULT_PIN_DIR;
+	if (access(pin_dir, F_OK) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* never unlink anything that is not a bpffs pin */
+	if (!is_fs(pin_dir, BPF_FS_MAGIC)) {
+		log_warnx("%s: %s is not on a bpf filesystem", __func__, pin_dir);
+		return -EINVAL;
+	}
+	/* links first: enforcement stops before the maps it reads go away */
+	err = pins_remove(pin_dir, 1);
+	if (!err)
+		err = pins_remove(pin_dir, 0);
+	if (!err && rmdir(pin_dir) < 0)
+		err = -errno;
+	if (!err)
+		log_info("detached: %s removed", pin_dir);
+	return err;
+}
+
+const char *kernel_cgroup_root(const struct kernel *k)
+{
+	return k->cgroot;
+}
+
+int kernel_watch_fd(const struct kernel *k)
+{
+	return k->ino_fd;
+}
+
+int kernel_events_fd(const struct kernel *k)
+{
+	return k->rb ? ring_buffer__epoll_fd(k->rb) : -1;
+}
+
+int kernel_events_poll(struct kernel *k, kernel_event_cb cb, void *ctx)
+{
+	int n;
+
+	if (!k->rb)
+		return -ENOTSUP;
+	k->cb = cb;
+	k->cb_ctx = ctx;
+	n = ring_buffer__consume(k->rb);
+	k->cb = NULL;
+	k->cb_ctx = NULL;
+	return n;
+}
+
+uint64_t kernel_workload_cgid(const struct kernel *k, size_t i)
+{
+	return i < k->nwls ? k->wls[i].cgid : 0;
+}
+
+/* --- workloads: cgroup paths -> ids ------------------------------------------- */
+
+/* Policy cgroup paths are absolute under the mount; "..", "." and "//" could escape it. */
+static int cgroup_path_ok(const char *p)
+{
+	if (p[0] != '/' || strstr(p, "//"))
+		return 0;
+	for (const char *s = p; (s = strchr(s, '/')); s++) {
+		if (!strncmp(s, "/..", 3) && (s[3] == '/' || s[3] == '\0'))
+			return 0;
+		if (!strncmp(s, "/.", 2) && (s[2] == '/' || s[2] == '\0'))
+			return 0;
+	}
+	return 1;
+}
+
+static void cgroup_full(const struct kernel *k, const char *rel, char *out, size_t len)
+{
+	snprintf(out, len, "%s%s", k->cgroot, strcmp(rel, "/") ? rel : "");
+}
+
+/* The cgroup id of a path under the cgroup2 mount; 0 if it does not exist (yet). */
+static uint64_t cgroup_resolve(const struct kernel *k, const char *rel)
+{
+	char full[PATH_MAX * 2];
+	struct stat st;
+
+	if (!cgroup_path_ok(rel))
+		return 0;
+	cgroup_full(k, rel, full, sizeof(full));
+	if (stat(full, &st) < 0 || !S_ISDIR(st.st_mode) || !is_fs(full, CGROUP2_SUPER_MAGIC))
+		return 0;
+	return st.st_ino;
+}
+
+/*
+ * Watch what can change a workload's enrolment: its own folder (removed) or,
+ * while it is missing, its nearest existing ancestor (a child created).
+ */
+static int watch_add(struct kernel *k, const struct kernel_wl *w, int *wds, size_t *n)
+{
+	char path[PATH_MAX * 2];
+	uint32_t mask = IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_MASK_ADD;
+	int wd;
+
+	cgroup_full(k, w->cgroup, path, sizeof(path));
+	if (!w->cgid) {
+		mask |= IN_CREATE | IN_MOVED_TO;
+		while (access(path, F_OK) < 0 && strlen(path) > strlen(k->cgroot))
+			*strrchr(path, '/') = '\0';
+	}
+	wd = inotify_add_watch(k->ino_fd, path, mask);
+	if (wd < 0)
+		return -errno;
+	for (size_t i = 0; i < *n; i++)
+		if (wds[i] == wd)
+			return 0;
+	wds[(*n)++] = wd;
+	return 0;
+}
+
+static void watches_refresh(struct kernel *k)
+{
+	int *wds;
+	size_t n = 0;
+
+	if (k->ino_fd < 0)
+		return;
+	wds = calloc(k->nwls + 1, sizeof(*wds));
+	if (!wds)
+		return;
+	for (size_t i = 0; i < k->nwls; i++)
+		if (cgroup_path_ok(k->wls[i].cgroup))
+			watch_add(k, &k->wls[i], wds, &n);
+	/* drop the watches nobody needs any more */
+	for (size_t i = 0; i < k->nwds; i++) {
+		size_t j = 0;
+
+		while (j < n && wds[j] != k->wds[i])
+			j++;
+		if (j == n)
+			inotify_rm_watch(k->ino_fd, k->wds[i]);
+	}
+	free(k->wds);
+	k->wds = wds;
+	k->nwds = n;
+}
+
+/* Is cgid wanted in `workloads`?  Fills val (the first workload with that cgroup wins). */
+static int workload_wanted(const struct kernel *k, uint64_t cgid, struct ly_workload *val)
+{
+	for (size_t i = 0; i < k->nwls; i++) {
+		if (k->wls[i].cgid != cgid)
+			continue;
+		val->workload_id = k->wls[i].id;
+		val->flags = k->wls[i].flags;
+		return 1;
+	}
+	return 0;
+}
+
+/* Make `workloads` exactly what k->wls says.  Returns entries changed, or -errno. */
+static int workloads_sync(struct kernel *k)
+{
+	int fd = bpf_map__fd(k->skel->maps.workloads);
+	uint64_t key, next, *stale = NULL;
+	size_t nstale = 0, cap = 0;
+	struct ly_workload want, have;
+	int changed = 0, err = 0, more;
+
+	for (size_t i = 0; i < k->nwls; i++) {
+		uint64_t id = k->wls[i].cgid;
+
+		if (!id || !workload_wanted(k, id, &want))
+			continue;
+		if (bpf_map_lookup_elem(fd, &id, &have) == 0 && !memcmp(&have, &want, sizeof(have)))
+			continue;
+		if (bpf_map_update_elem(fd, &id, &want, BPF_ANY) < 0)
+			return -errno;
+		changed++;
+	}
+	for (more = bpf_map_get_next_key(fd, NULL, &next) == 0; more;
+	     more = bpf_map_get_next_key(fd, &key, &next) == 0) {
+		key = next;
+		if (workload_wanted(k, key, &want))
+			continue;
+		if (nstale == cap) {
+			uint64_t *n = realloc(stale, (cap = cap ? cap * 2 : 16) * sizeof(*n));
+
+			if (!n) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			stale = n;
+		}
+		stale[nstale++] = key;
+	}
+	for (size_t i = 0; i < nstale; i++)
+		if (bpf_map_delete_elem(fd, &stale[i]) == 0)
+			changed++;
+cleanup:
+	free(stale);
+	return err < 0 ? err : changed;
+}
+
+/* Re-resolve one workload's cgroup; 1 if its enrolment changed. */
+static int workload_resolve(struct kernel *k, struct kernel_wl *w)
+{
+	uint64_t id = cgroup_resolve(k, w->cgroup);
+
+	if (id && id == k->daemon_cgid) {
+		if (!w->is_daemon)
+			log_warnx("workload %s: cgroup %s is lanyardd's own: never enrolled",
+				  w->name, w->cgroup);
+		w->is_daemon = 1;
+		id = 0;
+	} else {
+		w->is_daemon = 0;
+	}
+	if (id == w->cgid)
+		return 0;
+	if (id)
+		log_info("workload %s: cgroup %s enrolled (id %llu)", w->name, w->cgroup,
+			 (unsigned long long)id);
+	else
+		log_info("workload %s: cgroup %s is gone: waiting for it", w->name, w->cgroup);
+	w->cgid = id;
+	return 1;
+}
+
+int kernel_rescan(struct kernel *k)
+{
+	size_t missing = 0;
+	int changed = 0, rc;
+
+	for (size_t i = 0; i < k->nwls; i++) {
+		changed += workload_resolve(k, &k->wls[i]);
+		missing += !k->wls[i].cgid;
+	}
+	/* a missing path's nearest ancestor may have moved down a level */
+	if (missing || changed)
+		watches_refresh(k);
+	/* runs every second: touch the map only when an id changed */
+	if (!changed)
+		return 0;
+	rc = workloads_sync(k);
+	if (rc < 0)
+		log_warnx("%s: updating workloads: %s", __func__, strerror(-rc));
+	return rc;
+}
+
+int kernel_set_workload_flags(struct kernel *k, uint32_t workload_id, uint32_t flags)
+{
+	int found = 0, rc;
+
+	for (size_t i = 0; i < k->nwls; i++) {
+		if (k->wls[i].id != workload_id)
+			continue;
+		k->wls[i].flags = flags;
+		found = 1;
+	}
+	if (!found)
+		return -ENOENT;
+	rc = workloads_sync(k);
+	return rc < 0 ? rc : 0;
+}
+
+/* --- routes ------------------------------------------------------------------- */
+
+static int route_ent_cmp(const void *a, const void *b)
+{
+	const struct route_ent *x = a, *y = b;
+	int c = memcmp(&x->key, &y->key, sizeof(x->key));
+
+	if (c)
+		return c;
+	return x->val.route_id < y->val.route_id ? -1 : x->val.route_id > y->val.route_id;
+}
+
+static int route_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, &((const struct route_ent *)b)->key, sizeof(struct ly_route_key));
+}
+
+/*
+ * The `routes` entries the policy wants, sorted by key, one per key (when
+ * two routes of a workload cover the same key the first one wins, as the
+ * proxy's route selection does).  0 or -errno; caller frees *out.
+ */
+static int routes_build(const struct policy *p, const struct kernel_workload *wls,
+			struct route_ent **out, size_t *nout)
+{
+	struct route_ent *v;
+	size_t total = 0, n = 0, w = 0;
+
+	for (size_t i = 0; i < p->nworkloads; i++)
+		for (size_t j = 0; j < p->workloads[i].nroutes; j++)
+			total += p->workloads[i].routes[j].naddrs;
+	v = calloc(total + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nworkloads; i++) {
+		for (size_t j = 0; j < p->workloads[i].nroutes; j++) {
+			const struct policy_route *r = &p->workloads[i].routes[j];
+
+			for (size_t a = 0; a < r->naddrs; a++) {
+				if (kernel_route_key(&v[n].key, wls[i].id, &r->addrs[a],
+						     r->port) < 0) {
+					log_warnx("route %s: bad address %zu skipped", r->to, a);
+					continue;
+				}
+				v[n++].val.route_id = (uint32_t)j;
+			}
+		}
+	}
+	qsort(v, n, sizeof(*v), route_ent_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (w == 0 || memcmp(&v[i].key, &v[w - 1].key, sizeof(v[i].key)))
+			v[w++] = v[i];
+	if (w > LY_MAX_ROUTES) {
+		free(v);
+		return -E2BIG;
+	}
+	*out = v;
+	*nout = w;
+	return 0;
+}
+
+/* Make `routes` exactly want[]: add/replace first, then delete what is stale. */
+static int routes_sync(struct kernel *k, const struct route_ent *want, size_t n)
+{
+	int fd = bpf_map__fd(k->skel->maps.routes);
+	struct ly_route_key key, next, *stale = NULL;
+	size_t nstale = 0, cap = 0;
+	int err = 0, more;
+
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &want[i].key, &want[i].val, BPF_ANY) < 0)
+			return -errno;
+	for (more = bpf_map_get_next_key(fd, NULL, &next) == 0; more;
+	     more = bpf_map_get_next_key(fd, &key, &next) == 0) {
+		key = next;
+		if (bsearch(&key, want, n, sizeof(*want), route_key_cmp))
+			continue;
+		if (nstale == cap) {
+			struct ly_route_key *s = realloc(stale, (cap = cap ? cap * 2 : 16) *
+								sizeof(*s));
+
+			if (!s) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			stale = s;
+		}
+		stale[nstale++] = key;
+	}
+	for (size_t i = 0; i < nstale; i++)
+		if (bpf_map_delete_elem(fd, &stale[i]) < 0 && errno != ENOENT)
+			err = -errno;
+cleanup:
+	free(stale);
+	return err;
+}
+
+/* Copy what the kernel side needs of each workload; 0 or -ENOMEM. */
+static int wls_copy(const struct policy *p, const struct kernel_workload *wls,
+		    struct kernel_wl **out)
+{
+	struct kernel_wl *v = calloc(p->nworkloads + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nworkloads; i++) {
+		v[i].name = strdup(p->workloads[i].name);
+		v[i].cgroup = strdup(p->workloads[i].cgroup ? p->workloads[i].cgroup : "");
+		v[i].id = wls[i].id;
+		v[i].flags = wls[i].flags;
+		if (!v[i].name || !v[i].cgroup) {
+			wls_free(v, p->nworkloads);
+			return -ENOMEM;
+		}
+		if (!cgroup_path_ok(v[i].cgroup))
+			log_warnx("workload %s: cgroup path %s is not absolute and clean: "
+				  "never enrolled", v[i].name, v[i].cgroup);
+	}
+	*out = v;
+	return 0;
+}
+
+int kernel_apply(struct kernel *k, const struct policy *p, const struct kernel_workload *wls)
+{
+	struct route_ent *want = NULL;
+	struct kernel_wl *nw = NULL;
+	size_t nwant = 0;
+	int err;
+
+	err = routes_build(p, wls, &want, &nwant);
+	if (err < 0)
+		goto cleanup;
+	err = wls_copy(p, wls, &nw);
+	if (err < 0)
+		goto cleanup;
+	for (size_t i = 0; i < p->nworkloads; i++) {
+		int known = 0;
+
+		/* keep what is already resolved so that the log says only what changed */
+		for (size_t j = 0; j < k->nwls && !known; j++) {
+			if (strcmp(nw[i].cgroup, k->wls[j].cgroup))
+				continue;
+			nw[i].cgid = k->wls[j].cgid;
+			nw[i].is_daemon = k->wls[j].is_daemon;
+			known = 1;
+		}
+		workload_resolve(k, &nw[i]);
+		if (!known && !nw[i].cgid && !nw[i].is_daemon)
+			log_info("workload %s: cgroup %s does not exist yet: enrolled when it "
+				 "appears", nw[i].name, nw[i].cgroup);
+	}
+	err = routes_sync(k, want, nwant);
+	if (err < 0)
+		goto cleanup;
+	wls_free(k->wls, k->nwls);
+	k->wls = nw;
+	k->nwls = p->nworkloads;
+	nw = NULL;
+	err = workloads_sync(k);
+	watches_refresh(k);
+cleanup:
+	if (nw)
+		wls_free(nw, p->nworkloads);
+	free(want);
+	return err < 0 ? err : 0;
+}
+
+/* --- flows and stats ---------------------------------------------------------- */
+
+int kernel_take_flow(struct kernel *k, const struct sockaddr *peer, struct ly_flow *out)
+{
+	struct ly_peer_key key;
+	int err;
+
+	err = kernel_peer_key(&key, peer);
+	if (err < 0)
+		return err;
+	if (bpf_map_lookup_and_delete_elem(bpf_map__fd(k->skel->maps.flows_by_peer), &key,
+					   out) < 0)
+		return -errno;
+	return 0;
+}
+
+int kernel_read_stats(struct kernel *k, uint64_t *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(k->skel->maps.stats);
+	uint64_t *v;
+
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (__u32 slot = 0; slot < LY_STAT_MAX; slot++) {
+		out[slot] = 0;
+		if (bpf_map_lookup_elem(fd, &slot, v) < 0)
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			out[slot] += v[c];
+	}
+	free(v);
+	return 0;
+}

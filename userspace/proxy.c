@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,7 +71,7 @@ struct conn {
 	struct buf in;			/* from the client, not yet handled */
 	struct buf out;			/* to the upstream (rewritten heads + bodies) */
 	struct buf down;		/* to the client (responses, our own errors) */
-	int out_secret;			/* out held a credential: cleanse when drained */
+	size_t out_secret;		/* out held a credential up to here: wipe when drained */
 
 	unsigned connecting : 1, uconnected : 1, client_eof : 1, upstream_eof : 1,
 		 up_shut : 1, closing : 1, dead : 1;
@@ -121,9 +122,15 @@ static int buf_reserve(struct buf *b, size_t need, size_t max)
 		cap = max;
 	if (b->len + need > cap)
 		return -ENOBUFS;
-	p = realloc(b->data, cap);
+	/* not realloc(): the old block may hold a credential and must be wiped */
+	p = malloc(cap);
 	if (!p)
 		return -ENOMEM;
+	if (b->data) {
+		memcpy(p, b->data, b->len);
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+	}
 	b->data = p;
 	b->cap = cap;
 	return 0;
@@ -150,6 +157,8 @@ static int buf_append(struct buf *b, const void *p, size_t n, size_t max)
 
 static void buf_fini(struct buf *b)
 {
+	if (b->data)
+		explicit_bzero(b->data, b->cap);
 	free(b->data);
 	memset(b, 0, sizeof(*b));
 }
@@ -226,7 +235,11 @@ static void conn_reject(struct conn *c, int status, const char *reason)
 	c->head_deadline = 0;
 	c->in.len = 0;
 	c->in.off = 0;
-	if (c->ufd < 0 || c->upstream_eof || !c->uconnected) {
+	/*
+	 * Still connecting counts as in flight: c->out may hold earlier pipelined requests
+	 * that are sent once connected; dropping them would lose a good request.
+	 */
+	if (c->ufd < 0 || c->upstream_eof) {
 		/* nothing in flight upstream: answer now */
 		c->out.len = 0;
 		c->out.off = 0;
@@ -309,7 +322,9 @@ static int write_head(struct conn *c, const struct http1_request *req, const cha
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
-		if (http1_name_eq(h->name, c->route->header_name))
+		/* header_name is as the policy wrote it ("Authorization"): compare without case */
+		if (h->name.len == strlen(c->route->header_name) &&
+		    !strncasecmp(h->name.ptr, c->route->header_name, h->name.len))
 			continue;
 		memcpy(p, h->name.ptr, h->name.len);
 		p += h->name.len;
@@ -325,7 +340,8 @@ static int write_head(struct conn *c, const struct http1_request *req, const cha
 	*p++ = '\r';
 	*p++ = '\n';
 	o->len = (size_t)(p - (o->data + o->off));
-	c->out_secret = 1;
+	if (o->off + o->len > c->out_secret)
+		c->out_secret = o->off + o->len;
 	return 0;
 }
 
@@ -391,6 +407,7 @@ static void upstream_connected(struct conn *c)
 			  strerror(soerr));
 		c->upstream_eof = 1;
 		c->uconnected = 0;
+		loop_del(c->px->d->loop, &c->uio);
 		conn_reject(c, 502, "upstream connect failed");
 		return;
 	}
@@ -407,16 +424,22 @@ static void upstream_read(struct conn *c)
 		n = recv(c->ufd, c->down.data + c->down.off + c->down.len,
 			 c->down.cap - c->down.off - c->down.len, 0);
 		if (n > 0) {
+			size_t space = c->down.cap - c->down.off - c->down.len;
+
 			c->down.len += (size_t)n;
 			c->bytes_down += (uint64_t)n;
 			c->px->d->m.bytes_down += (uint64_t)n;
+			if ((size_t)n < space)
+				return;	/* drained: spare the recv() that would say EAGAIN */
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
-		c->upstream_eof = 1;	/* EOF or error: responses are complete */
+		/* EOF or error: responses are complete; stop watching (HUP is level-triggered) */
+		c->upstream_eof = 1;
+		loop_del(c->px->d->loop, &c->uio);
 		if (c->err_status)
 			queue_error(c, c->err_status, c->err_reason);
 		return;
@@ -434,6 +457,7 @@ static void flush_up(struct conn *c)
 			return;
 		if (n <= 0) {
 			c->upstream_eof = 1;
+			loop_del(c->px->d->loop, &c->uio);
 			c->rs = RS_ERROR;
 			c->closing = 1;
 			break;
@@ -444,7 +468,7 @@ static void flush_up(struct conn *c)
 	}
 	if (c->out.len == 0 && c->out_secret) {
 		/* the credential was copied into out: wipe it once sent */
-		explicit_bzero(c->out.data, c->out.cap);
+		explicit_bzero(c->out.data, c->out_secret);
 		c->out_secret = 0;
 	}
 	/* the client is done, or a request was refused: let the upstream finish */
@@ -462,7 +486,7 @@ static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
 	(void)l;
 	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 		upstream_connected(c);
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	if (c->uconnected && !c->upstream_eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		upstream_read(c);
 	flush_down(c);
 	if (c->dead)
@@ -510,6 +534,7 @@ static void handle_head(struct conn *c, const struct http1_request *req, size_t 
 	}
 	buf_consume(&c->in, headlen);
 	audit_use(c, req, cr);
+	((struct cred_slot *)r->cred)->used++;
 	d->m.injected++;
 	c->requests++;
 	if (req->flags & HTTP1_F_UPGRADE) {
@@ -635,24 +660,35 @@ static void step_body(struct conn *c, int *more)
 
 static void process_input(struct conn *c)
 {
-	int more = 1;
+	size_t queued;
+	int more;
 
-	while (more && !c->dead && c->out.len < OUT_HIGH) {
-		switch (c->rs) {
-		case RS_HEAD:
-			step_head(c, &more);
-			break;
-		case RS_LENGTH:
-		case RS_CHUNKED:
-		case RS_TUNNEL:
-			step_body(c, &more);
-			break;
-		case RS_ERROR:
-			more = 0;
-			break;
+	do {
+		more = 1;
+		while (more && !c->dead && c->out.len < OUT_HIGH) {
+			switch (c->rs) {
+			case RS_HEAD:
+				step_head(c, &more);
+				break;
+			case RS_LENGTH:
+			case RS_CHUNKED:
+			case RS_TUNNEL:
+				step_body(c, &more);
+				break;
+			case RS_ERROR:
+				more = 0;
+				break;
+			}
 		}
-	}
-	flush_up(c);
+		queued = c->out.len;
+		flush_up(c);
+		/*
+		 * move_body() stops at OUT_HIGH and may leave body bytes in c->in.  When
+		 * flush_up() then drains c->out, no event would bring us back to them (the
+		 * client may have sent everything; the upstream is not watched for EPOLLOUT
+		 * with c->out empty): go round again while sending makes progress.
+		 */
+	} while (!c->dead && c->out.len < queued && c->in.len && c->rs != RS_ERROR);
 }
 
 static void client_read(struct conn *c)
@@ -706,7 +742,12 @@ static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 
 	(void)l;
 	c->last_active = loop_now_ms(c->px->d->loop);
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		/* both directions are gone: nothing more can reach the client */
+		conn_close(c, "client closed");
+		return;
+	}
+	if (events & EPOLLIN)
 		client_read(c);
 	process_input(c);
 	if (c->client_eof && c->rs == RS_HEAD && c->in.len)
@@ -932,7 +973,7 @@ static void conn_close(struct conn *c, const char *reason)
 	if (c->ufd >= 0)
 		close(c->ufd);
 	if (c->out_secret && c->out.data)
-		explicit_bzero(c->out.data, c->out.cap);
+		explicit_bzero(c->out.data, c->out_secret);
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
 	c->next = px->dead;

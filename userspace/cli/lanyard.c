@@ -292,7 +292,8 @@ int main(int argc, char **argv)
 	}
 	for (int k = 0; cmds[k]; k++)
 		known |= !strcmp(cmds[k], cmd);
-	if (!known || optind != argc || (!strcmp(cmd, "revoke") != !workload)) {
+	/* revoke needs --workload; no other command takes it */
+	if (!known || optind != argc || (!strcmp(cmd, "revoke") != !!workload)) {
 		usage(stderr);
 		return 2;
 	}

@@ -24,6 +24,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 limit=${LANYARD_TEST_TIMEOUT:-900}
 require_bpf=${LANYARD_REQUIRE_BPF:-0}
 work=$(mktemp -d /tmp/lanyard-run.XXXXXX) || exit 2
+# sanitizer builds: halt on UBSan, leaks of third-party libraries suppressed
+export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 trap 'rm -rf "$work"' EXIT
 
 synthesis='Synthesis: Tested: [0-9]+ \| Passing: [0-9]+ \| Failing: [0-9]+ \| Crashing: [0-9]+'

@@ -141,14 +141,17 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	char buf[1024];
 	size_t n;
 
-	(void)level;
-	if (!log_verbose())
+	/* libbpf's own debug chatter (relocations) only at -vv: it drowns lanyardd's */
+	if (level == LIBBPF_DEBUG ? log_verbose() < 2 : level == LIBBPF_INFO && !log_verbose())
 		return 0;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	log_debug("libbpf: %s", buf);
+	if (level == LIBBPF_WARN)
+		log_warnx("libbpf: %s", buf);
+	else
+		log_debug("libbpf: %s", buf);
 	return 0;
 }
 

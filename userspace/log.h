@@ -10,7 +10,7 @@
 
 #include <stdarg.h>
 
-/* verbosity: 0 = warnings and info, 1 = + debug */
+/* verbosity: 0 = warnings and info, 1 = + debug, 2 = + libbpf debug */
 void log_init(int verbose, const char *progname);
 int log_verbose(void);
 

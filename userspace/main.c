@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"  --pin-dir DIR   bpffs folder for maps and links (default " KERNEL_DEFAULT_PIN_DIR
 		")\n"
 		"  --ephemeral     detach and unpin everything on exit (tests, demo)\n"
-		"  --verbose       debug logging\n");
+		"  --verbose, -v   debug logging (-vv: also libbpf's)\n");
 }
 
 /* --- workload registry ------------------------------------------------------ */
@@ -388,7 +388,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		switch (ch) {
 		case 'c': o->config = optarg; break;
 		case 'p': o->pin_dir = optarg; break;
-		case 'v': o->verbose = 1; break;
+		case 'v': o->verbose++; break;
 		case 'e': o->ephemeral = 1; break;
 		case 'k': o->check = 1; break;
 		case 'd': o->detach = 1; break;

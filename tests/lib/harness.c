@@ -36,6 +36,9 @@
 #define H_MAX_ARGS 64
 #define H_GRACE_MS 2000 /* SIGTERM -> SIGKILL, and how long a cgroup may take to empty */
 #define H_TMP_PREFIX "/tmp/lanyard-test."
+#define H_MAX_CMDS 8      /* h_at_teardown() commands per test */
+#define H_CMD_SEP '\x1f' /* separates the arguments of a stored command */
+#define H_CMD_MS 5000     /* how long a teardown command may take */
 
 struct h_proc {
 	pid_t pid; /* 0: free slot */
@@ -60,6 +63,8 @@ static struct {
 	unsigned int run_seq;
 	int janitor_fd;
 	pid_t janitor_pid;
+	char cmds[H_MAX_CMDS][PATH_MAX]; /* h_at_teardown(): arguments joined by H_CMD_SEP */
+	int ncmds;
 } H = { .janitor_fd = -1 };
 
 static void hlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -262,9 +267,63 @@ static void rm_tree(const char *dir)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * Run one stored command (arguments joined by H_CMD_SEP) with no input or output, for at
+ * most H_CMD_MS.  Plain fork + exec: the janitor runs this too, from a dying test's fork.
+ */
+static void run_cmd(const char *joined)
+{
+	char buf[PATH_MAX], *args[H_MAX_ARGS], *p;
+	sigset_t none;
+	int n = 0, fd, pidfd, sig;
+	pid_t pid;
+
+	snprintf(buf, sizeof(buf), "%s", joined);
+	for (p = buf; p && n < H_MAX_ARGS - 1; n++) {
+		args[n] = p;
+		p = strchr(p, H_CMD_SEP);
+		if (p)
+			*p++ = '\0';
+	}
+	args[n] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return;
+	if (pid == 0) {
+		for (sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+		execvp(args[0], args);
+		_exit(127);
+	}
+	pidfd = pidfd_open(pid, 0);
+	if (pidfd >= 0 && !pidfd_exited(pidfd, H_CMD_MS)) {
+		hlog("teardown command %s still running after %d ms: SIGKILL", args[0], H_CMD_MS);
+		kill(pid, SIGKILL);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Last registered first: a later command may depend on what an earlier one set up. */
+static void run_cmds(char cmds[][PATH_MAX], int n)
+{
+	while (n-- > 0)
+		run_cmd(cmds[n]);
+}
+
 /* --- janitor ------------------------------------------------------------------------------ */
 
-enum { J_PROC = 1, J_UNPROC, J_CGROUP, J_TMPDIR, J_DONE };
+enum { J_PROC = 1, J_UNPROC, J_CGROUP, J_TMPDIR, J_DONE, J_CMD };
 
 struct jmsg {
 	int op;
@@ -312,6 +371,8 @@ static struct {
 	char cgbuf[H_MAX_CGROUPS][PATH_MAX];
 	int ncg;
 	char tmpdir[PATH_MAX];
+	char cmds[H_MAX_CMDS][PATH_MAX];
+	int ncmds;
 } J;
 
 static void j_record(const struct jmsg *m, int fd)
@@ -341,6 +402,8 @@ static void j_record(const struct jmsg *m, int fd)
 		J.ncg++;
 	} else if (m->op == J_TMPDIR) {
 		snprintf(J.tmpdir, sizeof(J.tmpdir), "%s", m->path);
+	} else if (m->op == J_CMD && J.ncmds < H_MAX_CMDS) {
+		snprintf(J.cmds[J.ncmds++], PATH_MAX, "%s", m->path);
 	}
 }
 
@@ -397,6 +460,7 @@ static void __attribute__((noreturn)) janitor_main(int sock)
 		hlog("janitor: test process %d died; cleaning up %d process(es), %d cgroup(s)",
 		     (int)getppid(), J.nproc, J.ncg);
 	stop_groups(J.pidfd, J.pid, J.nproc, false);
+	run_cmds(J.cmds, J.ncmds);
 	cg_remove_all(J.cg, J.ncg);
 	if (J.tmpdir[0] && !getenv("LANYARD_KEEP_TMP"))
 		rm_tree(J.tmpdir);
@@ -476,6 +540,7 @@ void h_teardown(void)
 	if (!H.active || H.owner != getpid())
 		return;
 	procs_stop_all();
+	run_cmds(H.cmds, H.ncmds);
 	if (getenv("LANYARD_TEST_DUMP"))
 		procs_dump_all();
 	for (n = 0; n < H.ncgroups; n++)
@@ -522,6 +587,33 @@ void h_require_root_bpf(void)
 		cr_assert_fail("needs root and bpf: %s (LANYARD_REQUIRE_BPF=1)", why);
 	h_teardown(); /* Criterion runs no .fini after a skip */
 	cr_skip_test("needs root and bpf: %s", why);
+}
+
+int h_at_teardown(char *const argv[])
+{
+	char *cmd;
+	size_t off = 0, len;
+	int i;
+
+	h_ensure();
+	if (!argv || !argv[0])
+		return -EINVAL;
+	if (H.ncmds == H_MAX_CMDS)
+		return -ENOSPC;
+	cmd = H.cmds[H.ncmds];
+	for (i = 0; argv[i]; i++) {
+		len = strlen(argv[i]);
+		if (strchr(argv[i], H_CMD_SEP) || off + len + 2 > PATH_MAX || i >= H_MAX_ARGS - 1)
+			return -E2BIG;
+		if (i)
+			cmd[off++] = H_CMD_SEP;
+		memcpy(cmd + off, argv[i], len);
+		off += len;
+	}
+	cmd[off] = '\0';
+	H.ncmds++;
+	j_send(J_CMD, 0, cmd, -1);
+	return 0;
 }
 
 /* --- files -------------------------------------------------------------------------------- */

@@ -131,6 +131,15 @@ int h_runl(const char *cgroup, int timeout_ms, char **out, const char *arg0, ...
  */
 pid_t h_upstream(const char *name, int port, const char *body);
 
+/*
+ * Run @argv (a NULL-terminated list, copied) at teardown, after the spawned processes are
+ * stopped and before the cgroups are removed -- and from the janitor when the test dies, so
+ * a command that undoes system state (lanyardd --detach --pin-dir DIR) runs whatever
+ * happens.  Output goes to /dev/null; each command gets 5 s.  Up to 8 per test; later ones
+ * run first.  0, or -errno.
+ */
+int h_at_teardown(char *const argv[]);
+
 /* --- cgroups ---------------------------------------------------------------------------- */
 
 /* The cgroup2 mount point (/sys/fs/cgroup/unified on hybrid hosts), or NULL. */

@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_LISTEN 16
@@ -86,7 +87,8 @@ static void usage(FILE *f)
 		   "                   [--raw FILE] [--body TEXT]\n"
 		   "  ADDR is IPv4 (127.0.0.1) or bracketed IPv6 ([::1]).  Every request is\n"
 		   "  answered 200 with TEXT (default \"ok\\n\").\n"
-		   "  --log: one JSON line per request; --raw: every byte received, appended.\n");
+		   "  --log: one JSON line per request (ts_ms: wall-clock ms when its head\n"
+		   "  was complete); --raw: every byte received, appended.\n");
 }
 
 /* --- buffers ----------------------------------------------------------------------------- */
@@ -284,11 +286,16 @@ static ssize_t next_line(const char *p, const char *end, const char **next)
 static void log_begin(struct conn *c, const char *line, size_t len)
 {
 	const char *sp1 = memchr(line, ' ', len), *sp2;
+	struct timespec now;
 	char pre[256];
 
+	/* wall clock when the head was complete: tests compare it with a token's exp */
+	clock_gettime(CLOCK_REALTIME, &now);
 	sp2 = memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line));
-	snprintf(pre, sizeof(pre), "{\"conn\":%lu,\"req\":%lu,\"peer\":\"%s\",\"local\":\"%s\",",
-		 c->id, c->nreq, c->peer, c->lst->name);
+	snprintf(pre, sizeof(pre),
+		 "{\"conn\":%lu,\"req\":%lu,\"ts_ms\":%lld,\"peer\":\"%s\",\"local\":\"%s\",",
+		 c->id, c->nreq, (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, c->peer,
+		 c->lst->name);
 	c->log.len = 0;
 	buf_str(&c->log, pre);
 	buf_str(&c->log, "\"method\":");

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * lanyardd end to end, bad input from an enrolled app: lanyardd answers it itself (400,
+ * 405, 408, 431), audits a request.reject, and not one byte of it reaches the upstream.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include "lib/lanyard.h"
+
+TestSuite(badinput, H_FIXTURES, .timeout = 60);
+
+struct bad_case {
+	const char *name;
+	const char *req; /* NUL-free; "%s" is replaced by a 70 KiB filler */
+	int status;
+};
+
+#define H "Host: api.test\r\n"
+
+/* MALFORMED */
+static struct bad_case bad_cases[] = {
+	{ "cl_and_te",
+	  "POST /bad HTTP/1.1\r\n" H "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "0\r\n\r\n",
+	  400 },
+	{ "two_content_lengths",
+	  "POST /bad HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400 },
+	{ "obs_fold", "GET /bad HTTP/1.1\r\n" H "X-Folded: a\r\n  b\r\n\r\n", 400 },
+	{ "bare_lf", "GET /bad HTTP/1.1\n" "Host: api.test\n\n", 400 },
+	{ "invalid_chunk_size",
+	  "POST /bad HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+	  400 },
+	{ "overflowing_chunk_size",
+	  "POST /bad HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+	  "10000000000000000000\r\nhello\r\n0\r\n\r\n",
+	  400 },
+	/* TOO LONG */
+	{ "head_over_64k", "GET /bad HTTP/1.1\r\n" H "X-Big: %s\r\n\r\n", 431 },
+	/* REFUSED METHOD: TRACE would echo the injected credential back to the app */
+	{ "trace", "TRACE /bad HTTP/1.1\r\n" H "\r\n", 405 },
+};
+
+static char *cr_strdup(const char *s)
+{
+	char *d = cr_malloc(strlen(s) + 1);
+
+	cr_assert(d);
+	return strcpy(d, s);
+}
+
+ParameterizedTestParameters(badinput, is_answered_by_lanyardd_alone)
+{
+	size_t i, n = sizeof(bad_cases) / sizeof(bad_cases[0]);
+	struct bad_case *p = cr_malloc(n * sizeof(*p));
+
+	cr_assert(p);
+	for (i = 0; i < n; i++) {
+		p[i] = bad_cases[i];
+		p[i].name = cr_strdup(bad_cases[i].name);
+		p[i].req = cr_strdup(bad_cases[i].req);
+	}
+	return cr_make_param_array(struct bad_case, p, n);
+}
+
+/* What a refused request must leave behind: our status, one request.reject, an idle upstream. */
+static void expect_refused(const struct ly_app *a, const char *name, const char *resp,
+			   int status)
+{
+	json_t *rej;
+
+	cr_expect_eq(ly_status_of(resp), status, "%s: lanyardd answered: %.200s", name, resp);
+	cr_expect(strstr(resp, "X-Lanyard-Error: "), "%s: not lanyardd's own answer", name);
+	rej = h_jsonl_wait(a->d.audit, "event", "request.reject", 3000);
+	cr_assert(rej, "%s: no request.reject audit record", name);
+	cr_expect_eq(json_integer_value(json_object_get(rej, "status")), status, "%s", name);
+	cr_expect(json_string_value(json_object_get(rej, "reason")), "%s: no reason", name);
+	cr_expect_str_eq(json_string_value(json_object_get(rej, "workload")), "app");
+	json_decref(rej);
+	cr_expect_eq(h_file_size(a->up_raw), 0, "%s: %lld bytes reached the upstream", name,
+		     h_file_size(a->up_raw));
+	cr_expect_eq(h_jsonl_count(a->d.audit, "event", "credential.use"), 0);
+}
+
+ParameterizedTest(struct bad_case *c, badinput, is_answered_by_lanyardd_alone)
+{
+	char *req, *resp, *filler = NULL;
+	struct ly_app a;
+	int rc;
+
+	ly_app_start(&a, "5m", NULL);
+	if (strstr(c->req, "%s")) {
+		filler = malloc(70 * 1024 + 1);
+		cr_assert(filler);
+		memset(filler, 'a', 70 * 1024);
+		filler[70 * 1024] = '\0';
+	}
+	req = filler ? h_strf(c->req, filler) : h_strf("%s", c->req);
+	free(filler);
+	rc = ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 5, &resp, NULL);
+	cr_assert_eq(rc, 0, "%s: raw.py could not connect", c->name);
+	expect_refused(&a, c->name, resp, c->status);
+	free(resp);
+}
+
+Test(badinput, times_out_a_head_that_never_completes, .timeout = 40)
+{
+	const char *req = "GET /slow HTTP/1.1\r\n" H "X-Partial: yes\r\n";
+	struct ly_app a;
+	char *resp;
+
+	ly_app_start(&a, "5m", NULL);
+	/* the head timeout is 10 s; raw.py waits 16 s for the answer without closing */
+	cr_assert_eq(ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 16, &resp, NULL), 0);
+	expect_refused(&a, "partial head", resp, 408);
+	free(resp);
+}
+
+Test(badinput, answers_a_good_request_before_refusing_the_bad_one_behind_it)
+{
+	const char *req = "GET /good HTTP/1.1\r\n" H "\r\n"
+			  "GET /evil HTTP/1.1\r\n" H "Content-Length: 1\r\n"
+			  "Content-Length: 2\r\n\r\nxy";
+	json_t *good, *claims, *rej;
+	struct ly_app a;
+	char *resp, *second;
+
+	ly_app_start(&a, "5m", NULL);
+	cr_assert_eq(ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 5, &resp, NULL), 0);
+	/* first the upstream's answer to /good, then lanyardd's 400 for /evil, in order */
+	cr_expect_eq(ly_status_of(resp), 200, "first answer: %.300s", resp);
+	second = strstr(resp + 1, "HTTP/1.1 ");
+	cr_expect(second, "no second answer: %.300s", resp);
+	cr_expect_eq(ly_status_of(second), 400, "second answer: %.300s", second ?: "");
+	cr_expect(second && strstr(second, "X-Lanyard-Error: "));
+	free(resp);
+
+	good = h_jsonl_wait(a.up_log, "target", "/good", 3000);
+	cr_assert(good, "the good request did not reach the upstream");
+	claims = ly_verify(&a.d, ly_req_token(good, "Authorization", "Bearer "), LY_AUD);
+	cr_expect(claims, "the good request carried no valid credential");
+	cr_expect_eq(h_jsonl_count(a.up_log, NULL, NULL), 1, "the upstream saw a second request");
+	cr_expect_not(h_file_contains(a.up_raw, "/evil"), "the bad request's bytes went upstream");
+	cr_expect_not(h_file_contains(a.up_raw, "Content-Length"));
+	rej = h_jsonl_wait(a.d.audit, "event", "request.reject", 3000);
+	cr_expect(rej && json_integer_value(json_object_get(rej, "status")) == 400);
+	json_decref(rej);
+	json_decref(claims);
+	json_decref(good);
+}

@@ -56,6 +56,7 @@ struct policy_route {
 	char *header_suffix;		/* template text after {token}: usually "" */
 
 	int line;			/* where the route starts in the file (1-based) */
+	int col;			/* and its column (1-based), for policy_resolve() errors */
 	void *cred;			/* owned by cred.c (struct cred_slot *); NULL in policy.c */
 };
 

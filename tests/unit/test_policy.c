@@ -1,0 +1,803 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * Unit tests for userspace/policy.c: the schema, defaults, destinations, header
+ * templates, durations, error positions, file checks and the route matcher.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy.h"
+#include "lib/guard.h"
+
+TestSuite(policy, .timeout = 5);
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Parse from a buffer that ends at a PROT_NONE guard page, so an over-read faults. */
+static struct policy *parse_guarded(const char *yaml, char *err)
+{
+	size_t len = strlen(yaml);
+	char *buf = guard_copy(yaml, len);
+	struct policy *p;
+
+	cr_assert_not_null(buf);
+	p = policy_parse(buf, len, "p.yaml", err, POLICY_ERR_LEN);
+	guard_free(buf, len);
+	return p;
+}
+
+static struct policy *parse_ok(const char *yaml)
+{
+	char err[POLICY_ERR_LEN] = "";
+	struct policy *p = parse_guarded(yaml, err);
+
+	cr_assert_not_null(p, "policy_parse: %s", err);
+	return p;
+}
+
+static char *cr_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = cr_malloc(n);
+
+	cr_assert_not_null(d);
+	memcpy(d, s, n);
+	return d;
+}
+
+#define HEAD	"trust_domain: example.org\n"
+/* lines 2-5; the first route starts on line 6 */
+#define WL	"workloads:\n" \
+		"  - name: billing\n" \
+		"    match: { cgroup: /system.slice/billing.service }\n" \
+		"    routes:\n"
+/* a route whose `to` value is at column 13 of its first line */
+#define ROUTE(to)	"      - to: " to "\n" \
+			"        credential: { type: jwt, audience: https://api.example.org }\n"
+#define ONE_ROUTE(to)	HEAD WL ROUTE(to)
+
+/* --- valid policies -------------------------------------------------------------- */
+
+static const char full_yaml[] =
+	"trust_domain: example.org\n"
+	"listen: { port: 16001 }\n"
+	"admin: { listen: \"[::1]:16002\" }\n"
+	"state_dir: /srv/lanyard/state\n"
+	"audit: { path: /var/log/lanyard/audit.jsonl }\n"
+	"control_socket: /run/ly/control.sock\n"
+	"workloads:\n"
+	"  - name: billing\n"
+	"    match: { cgroup: /system.slice/billing.service }\n"
+	"    routes:\n"
+	"      - to: 10.0.0.1:8080\n"
+	"        credential: { type: jwt, audience: https://api.example.org, ttl: 10m }\n"
+	"        header: \"X-Api-Key: {token}\"\n"
+	"  - name: reports.v2\n"
+	"    match:\n"
+	"      cgroup: /system.slice/reports.service\n"
+	"    routes:\n"
+	"      - to: Reports.Example.ORG:443\n"
+	"        credential:\n"
+	"          type: jwt\n"
+	"          audience: reports\n";
+
+Test(policy, parses_a_full_policy_with_every_key)
+{
+	struct policy *p = parse_ok(full_yaml);
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&p->admin_addr;
+	const struct policy_workload *w;
+	const struct policy_route *r;
+
+	cr_expect_str_eq(p->path, "p.yaml");
+	cr_expect_str_eq(p->trust_domain, "example.org");
+	cr_expect_eq(p->listen_port, 16001);
+	cr_expect_str_eq(p->admin_listen, "[::1]:16002");
+	cr_expect_eq(a6->sin6_family, AF_INET6);
+	cr_expect_eq(ntohs(a6->sin6_port), 16002);
+	cr_expect(IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr));
+	cr_expect_str_eq(p->state_dir, "/srv/lanyard/state");
+	cr_expect_str_eq(p->audit_path, "/var/log/lanyard/audit.jsonl");
+	cr_expect_str_eq(p->control_socket, "/run/ly/control.sock");
+	cr_assert_eq(p->nworkloads, 2);
+
+	w = &p->workloads[0];
+	cr_expect_str_eq(w->name, "billing");
+	cr_expect_str_eq(w->cgroup, "/system.slice/billing.service");
+	cr_expect_eq(w->line, 8);
+	cr_assert_eq(w->nroutes, 1);
+	r = &w->routes[0];
+	cr_expect_str_eq(r->to, "10.0.0.1:8080");
+	cr_expect_eq(r->cred_type, POLICY_CRED_JWT);
+	cr_expect_str_eq(r->audience, "https://api.example.org");
+	cr_expect_eq(r->ttl_s, 600);
+	cr_expect_str_eq(r->header_name, "X-Api-Key");
+	cr_expect_str_eq(r->header_prefix, "");
+	cr_expect_str_eq(r->header_suffix, "");
+	cr_expect_eq(r->line, 11);
+	cr_expect_eq(r->col, 9);
+	cr_expect_null(r->cred);
+
+	w = policy_workload_find(p, "reports.v2");
+	cr_assert_eq(w, &p->workloads[1]);
+	r = &w->routes[0];
+	cr_expect_eq(r->kind, POLICY_DEST_HOST);
+	cr_expect_str_eq(r->to, "Reports.Example.ORG:443", "to is kept as written");
+	cr_expect_str_eq(r->host, "reports.example.org", "host names are lowercased");
+	cr_expect_eq(r->port, 443);
+	cr_expect_eq(r->naddrs, 0, "names are resolved by policy_resolve() only");
+	cr_expect_eq(r->ttl_s, POLICY_DEFAULT_TTL_S);
+	cr_expect_null(policy_workload_find(p, "nobody"));
+	policy_free(p);
+}
+
+Test(policy, fills_defaults_for_a_minimal_policy)
+{
+	struct policy *p = parse_ok("trust_domain: example.org\n");
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&p->admin_addr;
+	const struct policy_route *r;
+
+	cr_expect_eq(p->listen_port, POLICY_DEFAULT_LISTEN_PORT);
+	cr_expect_str_eq(p->admin_listen, POLICY_DEFAULT_ADMIN);
+	cr_expect_eq(a4->sin_family, AF_INET);
+	cr_expect_eq(ntohs(a4->sin_port), 15002);
+	cr_expect_eq(ntohl(a4->sin_addr.s_addr), INADDR_LOOPBACK);
+	cr_expect_str_eq(p->state_dir, POLICY_DEFAULT_STATE_DIR);
+	cr_expect_null(p->audit_path);
+	cr_expect_str_eq(p->control_socket, POLICY_DEFAULT_CONTROL);
+	cr_expect_eq(p->nworkloads, 0);
+	policy_free(p);
+
+	/* empty mappings and an empty list take the defaults too */
+	p = parse_ok(HEAD "listen: {}\nadmin: {}\naudit: {}\nworkloads: []\n");
+	cr_expect_eq(p->listen_port, POLICY_DEFAULT_LISTEN_PORT);
+	cr_expect_null(p->audit_path);
+	policy_free(p);
+
+	p = parse_ok(ONE_ROUTE("10.0.0.1:80"));
+	r = &p->workloads[0].routes[0];
+	cr_expect_eq(r->ttl_s, 300);
+	cr_expect_str_eq(r->header_name, "Authorization");
+	cr_expect_str_eq(r->header_prefix, "Bearer ");
+	cr_expect_str_eq(r->header_suffix, "");
+	policy_free(p);
+}
+
+Test(policy, accepts_flow_style_crlf_and_a_bom)
+{
+	struct policy *p = parse_ok("\xef\xbb\xbf{trust_domain: a.b, workloads: [{name: x, match: "
+				    "{cgroup: /x}, routes: [{to: \"1.2.3.4:5\", credential: "
+				    "{type: jwt, audience: y}}]}]}\r\n");
+
+	cr_expect_str_eq(p->trust_domain, "a.b");
+	cr_assert_eq(p->nworkloads, 1);
+	cr_expect_eq(p->workloads[0].routes[0].port, 5);
+	policy_free(p);
+}
+
+/* --- destinations ---------------------------------------------------------------- */
+
+struct dest_case {
+	const char *to;
+	enum policy_dest_kind kind;
+	int family;		/* 0 for a host name */
+	const char *addr;	/* address or host name */
+	int prefixlen;
+	uint16_t port;
+};
+
+ParameterizedTestParameters(policy, parses_each_destination_form)
+{
+	static struct dest_case cases[] = {
+		/* VALID */
+		{ "10.0.0.1:8080", POLICY_DEST_ADDR, AF_INET, "10.0.0.1", 32, 8080 },
+		{ "\"[::1]:80\"", POLICY_DEST_ADDR, AF_INET6, "::1", 128, 80 },
+		{ "\"[fd00::7]:65535\"", POLICY_DEST_ADDR, AF_INET6, "fd00::7", 128, 65535 },
+		{ "10.0.0.0/8:80", POLICY_DEST_CIDR, AF_INET, "10.0.0.0", 8, 80 },
+		{ "172.16.0.0/12:1", POLICY_DEST_CIDR, AF_INET, "172.16.0.0", 12, 1 },
+		{ "0.0.0.0/0:443", POLICY_DEST_CIDR, AF_INET, "0.0.0.0", 0, 443 },
+		{ "10.0.0.1/32:80", POLICY_DEST_CIDR, AF_INET, "10.0.0.1", 32, 80 },
+		{ "\"[fd00::]/8:80\"", POLICY_DEST_CIDR, AF_INET6, "fd00::", 8, 80 },
+		{ "\"[2001:db8::]/32:443\"", POLICY_DEST_CIDR, AF_INET6, "2001:db8::", 32, 443 },
+		{ "api.example.org:443", POLICY_DEST_HOST, 0, "api.example.org", 0, 443 },
+		{ "localhost:80", POLICY_DEST_HOST, 0, "localhost", 0, 80 },
+		{ "a-1.b2.example:8443", POLICY_DEST_HOST, 0, "a-1.b2.example", 0, 8443 },
+		{ "1a.example:80", POLICY_DEST_HOST, 0, "1a.example", 0, 80 },
+	};
+	struct dest_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].to = cr_strdup(cases[i].to);
+		p[i].addr = cr_strdup(cases[i].addr);
+	}
+	return cr_make_param_array(struct dest_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct dest_case *c, policy, parses_each_destination_form)
+{
+	char yaml[512];
+	uint8_t want[16] = { 0 };
+	struct policy *p;
+	const struct policy_route *r;
+
+	snprintf(yaml, sizeof(yaml), ONE_ROUTE("%s"), c->to);
+	p = parse_ok(yaml);
+	r = &p->workloads[0].routes[0];
+	cr_expect_eq(r->kind, c->kind, "%s: kind %d", c->to, r->kind);
+	cr_expect_eq(r->port, c->port, "%s: port %u", c->to, r->port);
+	if (c->kind == POLICY_DEST_HOST) {
+		cr_expect_str_eq(r->host, c->addr);
+		cr_expect_eq(r->naddrs, 0);
+	} else {
+		cr_assert_eq(r->naddrs, 1, "%s", c->to);
+		cr_assert_eq(inet_pton(c->family, c->addr, want), 1);
+		cr_expect_eq(r->addrs[0].family, c->family, "%s", c->to);
+		cr_expect_eq(r->addrs[0].prefixlen, c->prefixlen, "%s", c->to);
+		cr_expect_arr_eq(r->addrs[0].addr, want, sizeof(want), "%s", c->to);
+		cr_expect_null(r->host);
+	}
+	policy_free(p);
+}
+
+Test(policy, resolves_localhost_to_loopback)
+{
+	struct policy *p = parse_ok(ONE_ROUTE("localhost:80") ROUTE("10.0.0.1:80"));
+	struct policy_route *r = &p->workloads[0].routes[0];
+	char err[POLICY_ERR_LEN] = "";
+	static const uint8_t v4[4] = { 127, 0, 0, 1 };
+	int seen = 0;
+
+	cr_assert_eq(policy_resolve(p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_gt(r->naddrs, 0);
+	for (size_t i = 0; i < r->naddrs; i++) {
+		const struct policy_addr *a = &r->addrs[i];
+
+		if (a->family == AF_INET) {
+			cr_expect_arr_eq(a->addr, v4, 4);
+			cr_expect_eq(a->prefixlen, 32);
+		} else {
+			cr_expect_eq(a->family, AF_INET6);
+			cr_expect(IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a->addr));
+			cr_expect_eq(a->prefixlen, 128);
+		}
+		for (size_t j = 0; j < i; j++)
+			cr_expect(memcmp(&r->addrs[j], a, sizeof(*a)), "duplicate address %zu", i);
+		seen++;
+	}
+	cr_expect(policy_route_match(r, r->addrs[0].family, r->addrs[0].addr, 80));
+	/* resolving again replaces the list instead of appending to it */
+	cr_assert_eq(policy_resolve(p, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq((int)r->naddrs, seen);
+	cr_expect_eq(p->workloads[0].routes[1].naddrs, 1, "literal routes are untouched");
+	policy_free(p);
+}
+
+Test(policy, resolve_error_points_at_the_route)
+{
+	struct policy *p = parse_ok(ONE_ROUTE("10.0.0.1:80") ROUTE("no-such-host.invalid:80"));
+	char err[POLICY_ERR_LEN] = "";
+
+	/*
+	 * RFC 6761 6.4: .invalid never resolves.  Bound the wait on a host whose DNS
+	 * server does not answer (a per-test .timeout would leak in Criterion 2.4's runner).
+	 */
+	setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
+	cr_expect_lt(policy_resolve(p, err, sizeof(err)), 0);
+	cr_expect(strstr(err, "p.yaml:8:9: cannot resolve no-such-host.invalid"), "%s", err);
+	policy_free(p);
+}
+
+/* --- the route matcher ------------------------------------------------------------ */
+
+static int match4(const struct policy_route *r, const char *ip, uint16_t port)
+{
+	uint8_t a[4];
+
+	cr_assert_eq(inet_pton(AF_INET, ip, a), 1);
+	return policy_route_match(r, AF_INET, a, port);
+}
+
+static int match6(const struct policy_route *r, const char *ip, uint16_t port)
+{
+	uint8_t a[16];
+
+	cr_assert_eq(inet_pton(AF_INET6, ip, a), 1);
+	return policy_route_match(r, AF_INET6, a, port);
+}
+
+Test(policy, route_match_compares_family_prefix_bits_and_port)
+{
+	struct policy *p = parse_ok(ONE_ROUTE("172.16.0.0/12:80") ROUTE("\"[fd00::]/9:443\"")
+				    ROUTE("10.1.2.3:8080"));
+	const struct policy_route *r = p->workloads[0].routes;
+
+	cr_expect(match4(&r[0], "172.16.0.1", 80));
+	cr_expect(match4(&r[0], "172.31.255.255", 80));
+	cr_expect_not(match4(&r[0], "172.32.0.0", 80), "outside the /12");
+	cr_expect_not(match4(&r[0], "172.15.255.255", 80));
+	cr_expect_not(match4(&r[0], "172.16.0.1", 81), "other port");
+	cr_expect_not(match6(&r[0], "::ffff:172.16.0.1", 80), "other family");
+
+	cr_expect(match6(&r[1], "fd00::1", 443));
+	cr_expect(match6(&r[1], "fd7f:ffff::1", 443));
+	cr_expect_not(match6(&r[1], "fd80::1", 443), "outside the /9");
+	cr_expect_not(match6(&r[1], "fd00::1", 80));
+
+	cr_expect(match4(&r[2], "10.1.2.3", 8080));
+	cr_expect_not(match4(&r[2], "10.1.2.4", 8080));
+	cr_expect_not(policy_route_match(NULL, AF_INET, (const uint8_t *)"\0\0\0\0", 80));
+	policy_free(p);
+}
+
+/* --- header templates -------------------------------------------------------------- */
+
+struct header_case {
+	const char *header;
+	const char *name, *prefix, *suffix;
+};
+
+ParameterizedTestParameters(policy, splits_header_templates)
+{
+	static struct header_case cases[] = {
+		/* VALID */
+		{ "Authorization: Bearer {token}", "Authorization", "Bearer ", "" },
+		{ "X-Api-Key: {token}", "X-Api-Key", "", "" },
+		{ "X-Api-Key:{token}", "X-Api-Key", "", "" },
+		{ "X-Api-Key:    {token}", "X-Api-Key", "", "" },
+		{ "Authorization: Token token={token}, v=1", "Authorization", "Token token=",
+		  ", v=1" },
+		{ "x_custom!#$%&'*+-.^`|~: pre {token} post", "x_custom!#$%&'*+-.^`|~", "pre ",
+		  " post" },
+		{ "Cookie: session={token}", "Cookie", "session=", "" },
+	};
+	struct header_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i].header = cr_strdup(cases[i].header);
+		p[i].name = cr_strdup(cases[i].name);
+		p[i].prefix = cr_strdup(cases[i].prefix);
+		p[i].suffix = cr_strdup(cases[i].suffix);
+	}
+	return cr_make_param_array(struct header_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct header_case *c, policy, splits_header_templates)
+{
+	char yaml[512];
+	struct policy *p;
+	const struct policy_route *r;
+
+	/* single-quoted YAML: only ' needs escaping ('') */
+	snprintf(yaml, sizeof(yaml), ONE_ROUTE("10.0.0.1:80") "        header: '");
+	for (const char *s = c->header; *s; s++)
+		snprintf(yaml + strlen(yaml), sizeof(yaml) - strlen(yaml), *s == '\'' ? "''" : "%c",
+			 *s);
+	strcat(yaml, "'\n");
+	p = parse_ok(yaml);
+	r = &p->workloads[0].routes[0];
+	cr_expect_str_eq(r->header_name, c->name, "%s", c->header);
+	cr_expect_str_eq(r->header_prefix, c->prefix, "%s", c->header);
+	cr_expect_str_eq(r->header_suffix, c->suffix, "%s", c->header);
+	policy_free(p);
+}
+
+/* --- durations ----------------------------------------------------------------------- */
+
+struct duration_case {
+	const char *in;
+	int rc;
+	uint32_t secs;
+};
+
+ParameterizedTestParameters(policy, parses_durations)
+{
+	static struct duration_case cases[] = {
+		/* VALID */
+		{ "30s", 0, 30 }, { "5m", 0, 300 }, { "1h", 0, 3600 }, { "90", 0, 90 },
+		{ "24h", 0, 86400 }, { "1440m", 0, 86400 }, { "0", 0, 0 }, { "007s", 0, 7 },
+		{ "4294967295", 0, UINT32_MAX },
+		/* MALFORMED */
+		{ "", -EINVAL, 0 }, { "s", -EINVAL, 0 }, { "5x", -EINVAL, 0 },
+		{ "5 m", -EINVAL, 0 }, { " 5m", -EINVAL, 0 }, { "5m ", -EINVAL, 0 },
+		{ "-5", -EINVAL, 0 }, { "+5", -EINVAL, 0 }, { "1h30m", -EINVAL, 0 },
+		{ "1.5h", -EINVAL, 0 }, { "5ms", -EINVAL, 0 }, { "1d", -EINVAL, 0 },
+		{ "5M", -EINVAL, 0 },
+		/* TOO LONG */
+		{ "4294967296", -EINVAL, 0 }, { "1193047h", -EINVAL, 0 },
+		{ "99999999999999999999999s", -EINVAL, 0 },
+	};
+	struct duration_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].in = cr_strdup(cases[i].in);
+	}
+	return cr_make_param_array(struct duration_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct duration_case *c, policy, parses_durations)
+{
+	uint32_t secs = 12345;
+	int rc = policy_parse_duration(c->in, &secs);
+
+	cr_expect_eq(rc, c->rc, "\"%s\": rc %d", c->in, rc);
+	if (!c->rc)
+		cr_expect_eq(secs, c->secs, "\"%s\": %u", c->in, secs);
+	else
+		cr_expect_eq(secs, 12345, "\"%s\": output written on error", c->in);
+}
+
+Test(policy, route_ttl_takes_every_duration_form)
+{
+	static const struct { const char *ttl; uint32_t secs; } t[] = {
+		{ "1s", 1 }, { "30s", 30 }, { "5m", 300 }, { "1h", 3600 }, { "90", 90 },
+		{ "\"120\"", 120 }, { "24h", 86400 },
+	};
+	char yaml[512];
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		struct policy *p;
+
+		snprintf(yaml, sizeof(yaml), HEAD WL "      - to: 10.0.0.1:80\n"
+			 "        credential: { type: jwt, audience: a, ttl: %s }\n", t[i].ttl);
+		p = parse_ok(yaml);
+		cr_expect_eq(p->workloads[0].routes[0].ttl_s, t[i].secs, "%s", t[i].ttl);
+		policy_free(p);
+	}
+}
+
+/* --- malformed policies ------------------------------------------------------------- */
+
+struct bad_case {
+	const char *yaml;
+	int line, col;
+	const char *msg;	/* a substring of the message */
+};
+
+#define CRED(extra)	"        credential: { type: jwt, audience: a" extra " }\n"
+#define RT		"      - to: 10.0.0.1:80\n"
+
+ParameterizedTestParameters(policy, rejects_malformed_policies)
+{
+	static struct bad_case cases[] = {
+		/* MALFORMED: YAML itself */
+		{ "trust_domain: a\nlisten: { port: 1\n", 3, 1,
+		  "YAML syntax error: did not find expected ',' or '}' (while parsing a flow "
+		  "mapping that started at 2:9)" },
+		{ "trust_domain: a\n\tlisten: {}\n", 2, 1, "YAML syntax error: found a tab" },
+		{ "trust_domain: a\n  b: c\n", 2, 4, "mapping values are not allowed" },
+		{ "trust_domain: \"abc\n", 2, 1, "found unexpected end of stream" },
+		{ "trust_domain: a\nx: &big [1, 2]\n", 2, 4,
+		  "YAML anchors and aliases are not allowed (anchor \"big\")" },
+		{ "trust_domain: *big\n", 1, 15, "aliases are not allowed (alias \"big\")" },
+		{ "trust_domain: !!str a\n", 1, 15, "YAML tags are not allowed" },
+		{ "trust_domain: a\n---\ntrust_domain: b\n", 2, 1, "one YAML document" },
+		{ "trust_domain: a\nx: b\xc3(\n", 2, 6,
+		  "YAML error: invalid trailing UTF-8 octet" },
+		{ "trust_domain: a\nx: \x01\n", 2, 4, "control characters are not allowed" },
+		{ "a: [[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]\n", 1, 19,
+		  "nesting is deeper than 16 levels" },
+		{ "# nothing here\n", 1, 1, "the policy is empty" },
+		/* MALFORMED: structure */
+		{ "- trust_domain: a\n", 1, 1, "expected a mapping, got a list" },
+		{ "listen: { port: 1 }\n", 1, 1,
+		  "missing required key \"trust_domain\" in policy" },
+		{ "trust_domain: a\ntrust_domain: b\n", 2, 1,
+		  "duplicate key \"trust_domain\" in policy (first at line 1, column 1)" },
+		{ "trust_domain: a\ntrsut: b\n", 2, 1,
+		  "unknown key \"trsut\" in policy (expected: trust_domain, listen, admin, "
+		  "state_dir, audit, control_socket, workloads)" },
+		{ HEAD WL RT CRED("") "        rotes: x\n", 8, 9,
+		  "unknown key \"rotes\" in route (expected: to, credential, header)" },
+		{ "trust_domain: a\n? [x]\n: y\n", 2, 3, "keys in policy must be strings" },
+		{ "trust_domain: a\nlisten: [1]\n", 2, 9,
+		  "listen: expected a mapping, got a list" },
+		{ "trust_domain: [a]\n", 1, 15, "trust_domain: expected a string, got a list" },
+		{ "trust_domain:\n", 1, 14, "trust_domain: value is missing" },
+		{ "trust_domain: \"a\\0b\"\n", 1, 15, "control character 0x00" },
+		{ "trust_domain: a\nworkloads:\n", 2, 11,
+		  "workloads: expected a list, got an empty value (write [] for no workloads)" },
+		/* MALFORMED: top-level values */
+		{ "trust_domain: Example.org\n", 1, 15,
+		  "trust_domain: \"Example.org\" must be lowercase" },
+		{ "trust_domain: a..b\n", 1, 15, "has an empty label" },
+		{ "trust_domain: a\nlisten: { port: 70000 }\n", 2, 17,
+		  "listen.port: 70000 is out of range 1..65535" },
+		{ "trust_domain: a\nlisten:\n  port: http\n", 3, 9,
+		  "listen.port: \"http\": the port is not a number" },
+		{ "trust_domain: a\nadmin: { listen: localhost:15002 }\n", 2, 18,
+		  "admin.listen: \"localhost:15002\": expected an IPv4 address" },
+		{ "trust_domain: a\nstate_dir: var/lib/lanyard\n", 2, 12,
+		  "state_dir: \"var/lib/lanyard\" is not an absolute path" },
+		{ "trust_domain: a\naudit: { path: audit.jsonl }\n", 2, 16,
+		  "audit.path: \"audit.jsonl\" is not an absolute path" },
+		{ "trust_domain: a\ncontrol_socket: /run/"
+		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.sock\n", 2, 17,
+		  "control_socket: path is longer than 107 bytes" },
+		/* MALFORMED: workloads */
+		{ HEAD "workloads:\n  - name: Billing\n", 3, 11,
+		  "workloads[0].name: \"Billing\" must match [a-z0-9][a-z0-9._-]{0,62}" },
+		{ HEAD "workloads:\n  - name: b\n", 3, 5,
+		  "workloads[0]: missing required key \"match\" in workload" },
+		{ HEAD "workloads:\n  - name: b\n    match: { cgroup: system.slice/b }\n", 4, 22,
+		  "workloads[0].match.cgroup: \"system.slice/b\" is not an absolute path" },
+		{ HEAD "workloads:\n  - name: b\n    match: { cgroup: /a/../b }\n", 4, 22,
+		  "may not contain \".\" or \"..\"" },
+		{ HEAD "workloads:\n  - name: b\n    match: { cgroup: /a//b }\n", 4, 22,
+		  "has an empty component" },
+		{ HEAD "workloads:\n  - name: b\n    match: { cgroup: / }\n", 4, 22,
+		  "the root cgroup" },
+		{ HEAD WL, 5, 12, "workloads[0].routes: expected a list, got an empty value" },
+		{ HEAD WL "      []\n", 6, 7,
+		  "workloads[0].routes: at least one route is required" },
+		{ HEAD WL RT CRED("") "  - name: billing\n    match: { cgroup: /b }\n    routes:\n"
+		  RT CRED(""), 8, 11, "workloads[1].name: duplicate workload name \"billing\" "
+		  "(first at line 3)" },
+		{ HEAD WL RT CRED("") "  - name: other\n"
+		  "    match: { cgroup: /system.slice/billing.service }\n    routes:\n" RT CRED(""),
+		  9, 22, "is already the cgroup of workload \"billing\"" },
+		/* MALFORMED: routes */
+		{ HEAD WL RT, 6, 9,
+		  "workloads[0].routes[0]: missing required key \"credential\" in route" },
+		{ ONE_ROUTE("10.0.0.1"), 6, 13, "routes[0].to: \"10.0.0.1\": missing \":port\"" },
+		{ ONE_ROUTE("10.0.0.1:0"), 6, 13, "the port is out of range 1..65535" },
+		{ ONE_ROUTE("10.0.0.1:65536"), 6, 13, "the port is out of range 1..65535" },
+		{ ONE_ROUTE("10.0.0.1:080"), 6, 13, "the port has a leading zero" },
+		{ ONE_ROUTE("10.0.0.256:80"), 6, 13, "invalid IPv4 address" },
+		{ ONE_ROUTE("fd00::1:80"), 6, 13, "an IPv6 address must be in brackets" },
+		{ ONE_ROUTE("\"[fd00::g]:80\""), 6, 13, "invalid IPv6 address" },
+		{ ONE_ROUTE("\"[fd00::1:80\""), 6, 13, "missing ']'" },
+		{ ONE_ROUTE("10.0.0.1/8:80"), 6, 13,
+		  "\"10.0.0.1/8:80\": host bits are set (the network is 10.0.0.0/8)" },
+		{ ONE_ROUTE("\"[fd00::1]/8:80\""), 6, 13,
+		  "host bits are set (the network is [fd00::]/8)" },
+		{ ONE_ROUTE("10.0.0.0/33:80"), 6, 13, "the prefix length must be /0../32" },
+		{ ONE_ROUTE("\"[fd00::]/129:80\""), 6, 13, "the prefix length must be /0../128" },
+		{ ONE_ROUTE("10.0.0.0/:80"), 6, 13, "the prefix length must be" },
+		{ ONE_ROUTE("-api.example.org:80"), 6, 13, "a host name label starts with '-'" },
+		{ ONE_ROUTE("api_1.example.org:80"), 6, 13, "may contain only letters, digits" },
+		{ ONE_ROUTE("example.123:80"), 6, 13, "last label is all digits" },
+		{ ONE_ROUTE("10.0.0.1:80") RT CRED(""), 8, 13,
+		  "workloads[0].routes[1].to: \"10.0.0.1:80\" is the same destination as routes[0] "
+		  "(line 6)" },
+		{ ONE_ROUTE("10.0.0.1:80") "      - to: 10.0.0.1/32:80\n" CRED(""), 8, 13,
+		  "is the same destination as routes[0]" },
+		{ ONE_ROUTE("API.example.org:80") "      - to: api.EXAMPLE.org:80\n" CRED(""),
+		  8, 13,
+		  "is the same destination as routes[0]" },
+		/* MALFORMED: credentials */
+		{ HEAD WL RT "        credential: jwt\n", 7, 21,
+		  "workloads[0].routes[0].credential: expected a mapping, got a scalar" },
+		{ HEAD WL RT "        credential: { type: oauth2, audience: a }\n", 7, 29,
+		  "credential.type: \"oauth2\" is not supported (supported: jwt)" },
+		{ HEAD WL RT "        credential: { type: jwt }\n", 7, 21,
+		  "credential: missing required key \"audience\" in credential" },
+		{ HEAD WL RT "        credential: { type: jwt, audience: \"\" }\n", 7, 44,
+		  "credential.audience: must not be empty" },
+		{ HEAD WL RT CRED(", ttl: 25h"), 7, 52,
+		  "credential.ttl: \"25h\" is out of range 1s..24h" },
+		{ HEAD WL RT CRED(", ttl: 0s"), 7, 52, "is out of range 1s..24h" },
+		{ HEAD WL RT CRED(", ttl: 5d"), 7, 52, "credential.ttl: \"5d\" is not a duration" },
+		/* MALFORMED: header templates */
+		{ HEAD WL RT CRED("") "        header: \"Authorization: Bearer\"\n", 8, 17,
+		  "header: \"Authorization: Bearer\": the template must contain {token}" },
+		{ HEAD WL RT CRED("") "        header: \"X: {token}.{token}\"\n", 8, 17,
+		  "{token} must appear exactly once" },
+		{ HEAD WL RT CRED("") "        header: \"X: {tokn} {token}\"\n", 8, 17,
+		  "only the {token} placeholder is supported" },
+		{ HEAD WL RT CRED("") "        header: \"{token}\"\n", 8, 17,
+		  "expected \"Name: template\"" },
+		{ HEAD WL RT CRED("") "        header: \"X Key: {token}\"\n", 8, 17,
+		  "the header name is not an HTTP token" },
+		{ HEAD WL RT CRED("") "        header: \"X-Key : {token}\"\n", 8, 17,
+		  "no space is allowed before ':'" },
+		{ HEAD WL RT CRED("") "        header: \"Host: {token}\"\n", 8, 17,
+		  "controls message framing or routing" },
+		{ HEAD WL RT CRED("") "        header: \"transfer-encoding: {token}\"\n", 8, 17,
+		  "controls message framing or routing" },
+		{ HEAD WL RT CRED("") "        header: \"X: a{token}\\r\\nHost: evil\"\n", 8, 17,
+		  "control character 0x0d" },
+		{ HEAD WL RT CRED("") "        header: \"X: \\u00e9{token}\"\n", 8, 17,
+		  "the template must be printable ASCII" },
+		{ HEAD WL RT CRED("") "        header: \"X: {token} \"\n", 8, 17,
+		  "must not end with a space" },
+	};
+	struct bad_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].yaml = cr_strdup(cases[i].yaml);
+		p[i].msg = cr_strdup(cases[i].msg);
+	}
+	return cr_make_param_array(struct bad_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct bad_case *c, policy, rejects_malformed_policies)
+{
+	char err[POLICY_ERR_LEN] = "", where[32];
+	struct policy *p = parse_guarded(c->yaml, err);
+
+	cr_expect_null(p, "accepted:\n%s", c->yaml);
+	policy_free(p);
+	snprintf(where, sizeof(where), "p.yaml:%d:%d: ", c->line, c->col);
+	cr_expect(!strncmp(err, where, strlen(where)), "want %s..., got: %s", where, err);
+	cr_expect(strstr(err, c->msg), "want \"%s\" in: %s", c->msg, err);
+	for (const char *s = err; *s; s++)
+		cr_expect(*s >= 0x20 && *s < 0x7f, "unprintable byte in: %s", err);
+}
+
+Test(policy, refuses_a_policy_larger_than_1mib)
+{
+	size_t len = 1024 * 1024 + 1;
+	char *buf = malloc(len), err[POLICY_ERR_LEN] = "";
+
+	cr_assert_not_null(buf);
+	memset(buf, '#', len);
+	cr_expect_null(policy_parse(buf, len, "big.yaml", err, sizeof(err)));
+	cr_expect(strstr(err, "big.yaml:1:1: the policy is larger than 1048576 bytes"), "%s", err);
+	free(buf);
+}
+
+Test(policy, an_alias_bomb_is_refused_at_the_first_anchor)
+{
+	const char *bomb = "trust_domain: a\n"
+			   "a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n"
+			   "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+			   "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+			   "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n";
+	char err[POLICY_ERR_LEN] = "";
+
+	cr_expect_null(parse_guarded(bomb, err));
+	cr_expect(strstr(err, "p.yaml:2:4: YAML anchors and aliases are not allowed"), "%s", err);
+}
+
+Test(policy, error_buffer_is_optional_and_truncated_safely)
+{
+	char small[16];
+
+	cr_expect_null(policy_parse("x: 1\n", 5, "p.yaml", NULL, 0));
+	cr_expect_null(policy_parse("x: 1\n", 5, "p.yaml", small, sizeof(small)));
+	cr_expect_eq(strlen(small), sizeof(small) - 1);
+	cr_expect_null(policy_parse(NULL, 0, NULL, small, sizeof(small)));
+	cr_expect(!strncmp(small, "<buffer>:1:1", 12), "%s", small);
+}
+
+/* --- ownership ------------------------------------------------------------------------ */
+
+static int hook_calls;
+static void *hook_last;
+
+static void count_hook(void *cred)
+{
+	hook_calls++;
+	hook_last = cred;
+}
+
+Test(policy, free_releases_route_credentials_through_the_hook)
+{
+	struct policy *p = parse_ok(ONE_ROUTE("10.0.0.1:80") ROUTE("10.0.0.2:80"));
+	int token = 0;
+
+	policy_free(NULL);
+	p->workloads[0].routes[1].cred = &token;
+	policy_cred_free_hook = count_hook;
+	policy_free(p);
+	policy_cred_free_hook = NULL;
+	cr_expect_eq(hook_calls, 1, "the hook runs once per route that holds a credential");
+	cr_expect_eq(hook_last, &token);
+
+	/* without a hook the pointer is left alone (and not freed) */
+	p = parse_ok(ONE_ROUTE("10.0.0.1:80"));
+	p->workloads[0].routes[0].cred = &token;
+	policy_free(p);
+	cr_expect_eq(hook_calls, 1);
+}
+
+/* --- files ------------------------------------------------------------------------------ */
+
+static char *write_policy(const char *text, mode_t mode)
+{
+	char *path = strdup("/tmp/ly-test-policy-XXXXXX");
+	int fd;
+
+	cr_assert_not_null(path);
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+	return path;
+}
+
+static void expect_load_refused(const char *path, const char *msg)
+{
+	char err[POLICY_ERR_LEN] = "";
+	struct policy *p = policy_load(path, err, sizeof(err));
+
+	cr_expect_null(p, "%s was loaded", path);
+	policy_free(p);
+	cr_expect(!strncmp(err, path, strlen(path)), "error does not name the file: %s", err);
+	cr_expect(strstr(err, msg), "want \"%s\" in: %s", msg, err);
+}
+
+Test(policy, loads_a_private_file_and_reports_errors_with_its_name)
+{
+	char *path = write_policy(full_yaml, 0600), err[POLICY_ERR_LEN] = "", want[128];
+	struct policy *p = policy_load(path, err, sizeof(err));
+
+	cr_assert_not_null(p, "%s", err);
+	cr_expect_str_eq(p->path, path);
+	cr_expect_eq(p->nworkloads, 2);
+	policy_free(p);
+	unlink(path);
+	free(path);
+
+	path = write_policy("trust_domain: a\nlisten: { port: 0 }\n", 0644);
+	cr_expect_null(policy_load(path, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s:2:17: listen.port: 0 is out of range", path);
+	cr_expect(strstr(err, want), "%s", err);
+	unlink(path);
+	free(path);
+}
+
+Test(policy, refuses_group_or_other_writable_files)
+{
+	static const mode_t modes[] = { 0666, 0620, 0602, 0660 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		char *path = write_policy("trust_domain: a\n", modes[i]);
+
+		expect_load_refused(path, "refusing a group- or other-writable policy file");
+		unlink(path);
+		free(path);
+	}
+}
+
+Test(policy, refuses_files_owned_by_another_user)
+{
+	char *path;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to chown the file");
+	path = write_policy("trust_domain: a\n", 0600);
+	cr_assert_eq(chown(path, 4242, 4242), 0);
+	expect_load_refused(path, "refusing a policy file owned by uid 4242");
+	unlink(path);
+	free(path);
+}
+
+Test(policy, refuses_large_missing_and_special_files)
+{
+	char *path = write_policy("", 0600), dir[] = "/tmp/ly-test-policy-dir-XXXXXX";
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f);
+	for (int i = 0; i < 1100; i++)
+		fprintf(f, "# %01020d\n", i);
+	fclose(f);
+	expect_load_refused(path, "the policy file is larger than 1048576 bytes");
+	unlink(path);
+	free(path);
+
+	expect_load_refused("/nonexistent/lanyard.yaml", "cannot open: No such file");
+	cr_assert_not_null(mkdtemp(dir));
+	expect_load_refused(dir, "not a regular file");
+	rmdir(dir);
+	cr_assert_eq(mkfifo(dir, 0600), 0);
+	expect_load_refused(dir, "not a regular file");
+	unlink(dir);
+}

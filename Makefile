@@ -116,10 +116,10 @@ $(BIN)/lanyard: $(OBJ)/cli/lanyard.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
 # small helpers used by tests, demo and bench
-$(BIN)/ly-cgexec: tools/cgexec.c | $(DEPS_STAMP)
+$(BIN)/ly-cgexec: tools/cgexec.c userspace/cgroupfs.c userspace/cgroupfs.h | $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(BIN)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) tools/cgexec.c userspace/cgroupfs.c -o $@
 
 $(BIN)/ly-upstream: tests/servers/upstream.c | $(DEPS_STAMP)
 	$(call msg,CC,$@)

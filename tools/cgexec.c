@@ -25,57 +25,6 @@ static void usage(FILE *f)
 		   "  --create  make the cgroup (and its parents) when missing\n");
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)). */
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-}
-
-/*
- * Find the first cgroup2 mount in /proc/self/mountinfo.  A hybrid host mounts it at
- * /sys/fs/cgroup/unified, a unified one at /sys/fs/cgroup; neither is assumed.
- * Returns 0 and fills @mnt, or -errno (-ENOENT when there is no cgroup2 mount).
- */
-static int cgroup2_mount(char *mnt, size_t size)
-{
-	char line[4096], point[PATH_MAX], *sep;
-	FILE *f;
-	int err = -ENOENT;
-
-	f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		/* "id parent maj:min root mountpoint opts [optional...] - fstype src sopts" */
-		sep = strstr(line, " - ");
-		if (!sep || strncmp(sep, " - cgroup2 ", 11) != 0)
-			continue;
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
-			continue;
-		unescape_octal(point);
-		if (strlen(point) >= size) {
-			err = -ENAMETOOLONG;
-			break;
-		}
-		strcpy(mnt, point);
-		err = 0;
-		break;
-	}
-	fclose(f);
-	return err;
-}
-
 /* mkdir -p: each missing component in turn; EEXIST is success. */
 static int mkdir_p(const char *path)
 {
@@ -160,7 +109,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cg = argv[i];
-	err = cgroup2_mount(mnt, sizeof(mnt));
+	err = cgroupfs_mount(mnt, sizeof(mnt));
 	if (err) {
 		fprintf(stderr, "ly-cgexec: no cgroup2 mount in /proc/self/mountinfo: %s\n",
 			strerror(-err));

@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "cgroupfs.h"
 #include "kernel.h"
 #include "log.h"
 /* the generated skeleton casts away const on its embedded ELF bytes */
@@ -155,59 +156,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static void mountinfo_unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-}
-
-/*
- * The cgroup2 mount (unified /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
- * hybrid host).  Only a mount of the cgroup2 root ("/") will do: cgroup
- * paths in the policy are relative to it.  0 or -errno.
- */
-static int cgroup2_find(char *out, size_t len)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		char root[PATH_MAX], mnt[PATH_MAX], fstype[64];
-		const char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(sep, " - %63s", fstype) != 1 || strcmp(fstype, "cgroup2"))
-			continue;
-		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2 || strcmp(root, "/"))
-			continue;
-		mountinfo_unescape(mnt);
-		if (strlen(mnt) >= len) {
-			err = -ENAMETOOLONG;
-			continue;
-		}
-		strcpy(out, mnt);
-		err = 0;
-		break;
-	}
-	free(line);
-	fclose(f);
-	return err;
-}
-
 int kernel_self_cgroup_id(uint64_t *out)
 {
 	char root[PATH_MAX], path[PATH_MAX], full[PATH_MAX * 2];
@@ -215,7 +163,7 @@ int kernel_self_cgroup_id(uint64_t *out)
 	struct stat st;
 	int err;
 
-	err = cgroup2_find(root, sizeof(root));
+	err = cgroupfs_mount(root, sizeof(root));
 	if (err < 0)
 		return err;
 	f = fopen("/proc/self/cgroup", "re");
@@ -466,7 +414,7 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 		goto fail;
 	}
 	strcpy(k->pin_dir, pin_dir);
-	rc = cgroup2_find(k->cgroot, sizeof(k->cgroot));
+	rc = cgroupfs_mount(k->cgroot, sizeof(k->cgroot));
 	if (rc < 0) {
 		snprintf(err, errlen, "no cgroup2 mount in /proc/self/mountinfo: %s",
 			 strerror(-rc));

@@ -295,8 +295,10 @@ static int check_node_event(struct pctx *c, const yaml_event_t *ev, const yaml_c
 static int builder_attach(struct pctx *c, struct builder *b, struct ynode *n)
 {
 	if (b->depth == 0 && b->root) {
+		int line = n->line, col = n->col;
+
 		node_free(n);
-		return perr_at(c, n->line, n->col, "more than one root node");
+		return perr_at(c, line, col, "more than one root node");
 	}
 	if (b->depth > 0 && node_add(b->stack[b->depth - 1], n)) {
 		node_free(n);
@@ -454,6 +456,8 @@ static int map_walk(struct pctx *c, const struct ynode *m, const char *what,
 
 	if (m->type != YN_MAP)
 		return perr(c, m, "expected a mapping, got %s", node_kind(m));
+	if (nf > MAX_FIELDS)	/* a schema table grew: raise MAX_FIELDS */
+		return perr(c, m, "internal error: %zu fields in %s", nf, what);
 	for (i = 0; i + 1 < m->nkids; i += 2) {
 		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
 
@@ -531,6 +535,8 @@ static int is_digit(int ch)
  * A TCP port: decimal, 1..65535, no sign and no leading zero (YAML 1.1 would read
  * "0123" as octal, so it is refused rather than guessed).  NULL or why not.
  */
+static const char port_range[] = "the port is out of range 1..65535";
+
 static const char *parse_port(const char *s, size_t len, uint16_t *out)
 {
 	uint32_t v = 0;
@@ -546,7 +552,7 @@ static const char *parse_port(const char *s, size_t len, uint16_t *out)
 	if (s[0] == '0' && len > 1)
 		return "the port has a leading zero";
 	if (v < 1 || v > 65535)
-		return "the port is out of range 1..65535";
+		return port_range;
 	*out = (uint16_t)v;
 	return NULL;
 }
@@ -596,7 +602,7 @@ static int parse_listen_port(struct pctx *c, const struct ynode *v, void *obj)
 	if (err)
 		return err;
 	why = parse_port(s, v->len, &p->listen_port);
-	if (why && strstr(why, "range"))
+	if (why == port_range)
 		return perr(c, v, "%.20s is out of range 1..65535", s);
 	if (why)
 		return perr(c, v, "%s: %s", qn(c, v), why);

@@ -85,6 +85,9 @@ struct policy {
  * Parse a policy from a file / a buffer.  On error returns NULL and writes
  * "file:line:column: message" into err (POLICY_ERR_LEN bytes).
  * Does not resolve host names: call policy_resolve() for that.
+ * policy_load() also refuses a file that is not regular, is group- or
+ * other-writable, is owned by neither root nor the euid, or is over 1 MiB;
+ * those errors read "file: message".  policy_parse() is pure (no I/O).
  */
 struct policy *policy_load(const char *path, char *err, size_t errlen);
 struct policy *policy_parse(const char *buf, size_t len, const char *name, char *err,

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroupfs.h"
+
 #define EXIT_USAGE 2
 #define EXIT_EXEC 127 /* as env(1) and the shells report a command that cannot run */
 

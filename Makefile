@@ -124,7 +124,7 @@ $(BIN)/ly-cgexec: tools/cgexec.c userspace/cgroupfs.c userspace/cgroupfs.h | $(D
 $(BIN)/ly-upstream: tests/servers/upstream.c | $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(BIN)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -lssl -lcrypto -o $@
 
 # --- tests -----------------------------------------------------------------
 $(TEST_OUT)/unit/%: tests/unit/%.c $(ASAN_LIB) $(wildcard tests/lib/*.h)

@@ -24,6 +24,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "privs.h"
 #include "proxy.h"
 #include "secret.h"
 
@@ -549,6 +550,9 @@ int main(int argc, char **argv)
 	if (!d.control)
 		fatalx("control socket: %s", err);
 	start_loop_sources(&d, &sc, &watch, &events);
+	rc = privs_drop();
+	if (rc < 0)
+		fatalx("dropping capabilities: %s", strerror(-rc));
 
 	log_info("lanyardd %s: listening on 127.0.0.1:%u and [::1]:%u, admin %s, %zu workloads",
 		 DAEMON_VERSION, d.pol->listen_port, d.pol->listen_port, d.pol->admin_listen,

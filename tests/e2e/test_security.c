@@ -464,3 +464,28 @@ Test(security, audits_issue_and_use_and_never_shows_a_credential)
 	for (i = 0; i < NOUT; i++)
 		free(outs[i]);
 }
+
+/* --- least privilege ------------------------------------------------------------------------ */
+
+/* After start-up lanyardd holds net_admin, sys_ptrace and dac_read_search only. */
+Test(security, runs_with_three_capabilities_and_no_new_privs)
+{
+	struct ly_app a;
+	char *status, *line;
+	unsigned long long eff = ~0ULL, bnd = ~0ULL;
+	int nnp = -1;
+	const unsigned long long want = (1ULL << 12) | (1ULL << 19) | (1ULL << 2);
+
+	ly_app_start(&a, "5m", NULL);
+	status = h_read_file(h_strf("/proc/%d/status", (int)a.d.pid), NULL);
+	cr_assert(status, "cannot read lanyardd's status");
+	for (line = strtok(status, "\n"); line; line = strtok(NULL, "\n")) {
+		sscanf(line, "CapEff: %llx", &eff);
+		sscanf(line, "CapBnd: %llx", &bnd);
+		sscanf(line, "NoNewPrivs: %d", &nnp);
+	}
+	cr_expect_eq(eff, want, "CapEff %llx, want %llx", eff, want);
+	cr_expect_eq(bnd, want, "CapBnd %llx, want %llx", bnd, want);
+	cr_expect_eq(nnp, 1, "no_new_privs not set");
+	free(status);
+}

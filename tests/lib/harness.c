@@ -1477,6 +1477,52 @@ pid_t h_upstream(const char *name, int port, const char *body)
 	return pid;
 }
 
+pid_t h_upstream_args(const char *name, int port, const char *const extra[])
+{
+	char *args[H_MAX_ARGS];
+	int n = 0, i, rc;
+	pid_t pid;
+
+	h_ensure();
+	args[n++] = h_bin("ly-upstream");
+	args[n++] = "--listen";
+	args[n++] = ownf("127.0.0.1:%d", port);
+	if (h_have_ipv6()) {
+		args[n++] = "--listen";
+		args[n++] = ownf("[::1]:%d", port);
+	}
+	args[n++] = "--log";
+	args[n++] = h_path("%s.jsonl", name);
+	args[n++] = "--raw";
+	args[n++] = h_path("%s.raw", name);
+	for (i = 0; extra && extra[i]; i++) {
+		if (n == H_MAX_ARGS - 1)
+			return -E2BIG;
+		args[n++] = ownf("%s", extra[i]);
+	}
+	args[n] = NULL;
+	pid = h_spawn(name, args, NULL);
+	if (pid < 0)
+		return pid;
+	rc = h_wait_output(pid, "listening", 5000);
+	if (rc) {
+		h_stop(pid);
+		return rc;
+	}
+	return pid;
+}
+
+pid_t h_tls_upstream(const char *name, int port, const char *cert, const char *key,
+		     const char *client_ca)
+{
+	const char *extra[] = { "--tls-cert", cert, "--tls-key", key,
+				client_ca ? "--client-ca" : NULL, client_ca, NULL };
+
+	if (!cert || !key)
+		return -EINVAL;
+	return h_upstream_args(name, port, extra);
+}
+
 /* --- JSON lines ---------------------------------------------------------------------------- */
 
 static json_t *json_at(json_t *obj, const char *key)

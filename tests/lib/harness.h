@@ -130,6 +130,16 @@ int h_runl(const char *cgroup, int timeout_ms, char **out, const char *arg0, ...
  * --raw <name>.raw, --body @body (NULL: "ok\n"); waits until it listens.  pid or -errno.
  */
 pid_t h_upstream(const char *name, int port, const char *body);
+/* The same (body "ok\n") with more ly-upstream arguments (NULL-terminated, may be NULL). */
+pid_t h_upstream_args(const char *name, int port, const char *const extra[]);
+/*
+ * ly-upstream in TLS mode on 127.0.0.1:@port (and [::1]:@port): --tls-cert @cert --tls-key
+ * @key, and --client-ca @client_ca (may be NULL) to require a client certificate.  Files
+ * come from tests/lib/tlsfix.h.  Log lines gain "tls"; failed handshakes go to <name>.err
+ * ("tls handshake failed").  Waits until it listens; pid or -errno.
+ */
+pid_t h_tls_upstream(const char *name, int port, const char *cert, const char *key,
+		     const char *client_ca);
 
 /*
  * Run @argv (a NULL-terminated list, copied) at teardown, after the spawned processes are

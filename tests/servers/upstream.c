@@ -2,7 +2,8 @@
 /* Copyright (c) 2026 The lanyard authors */
 /*
  * ly-upstream: the HTTP/1.1 upstream of the tests and the bench.  Single-threaded epoll;
- * answers every request 200 and records what it received (JSON lines, raw bytes).
+ * answers every request 200 and records what it received (JSON lines, raw bytes), over
+ * plain TCP or TLS (OpenSSL 3, optional client certificates).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -23,11 +24,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #define MAX_LISTEN 16
 #define MAX_HEAD (64 * 1024)	  /* a head longer than this gets 431 and a close */
 #define MAX_OUT_QUEUED (1 << 20) /* stop reading a pipelining client that does not read */
 #define IN_BUF_MIN (16 * 1024)
 #define ADDR_STR 64
+#define TLS_RECORD_MAX 16384 /* plaintext of one record (RFC 8446 5.1) */
 
 enum ev_type { EV_LISTEN, EV_CONN, EV_SIGNAL };
 
@@ -70,6 +76,10 @@ struct conn {
 	uint64_t body_left, body_len;
 	bool keep_alive, is_head, rd_eof, close_after;
 	uint32_t events;
+	SSL *ssl;	     /* NULL on a plain listener */
+	bool hs_done;	     /* handshake complete: application data flows */
+	bool tls_dead;	     /* fatal TLS error: no close_notify (SSL_shutdown(3)) */
+	struct buf tls_json; /* "tls":{...}, -- the same in every log line of the connection */
 };
 
 static struct {
@@ -79,16 +89,25 @@ static struct {
 	struct buf resp_ka, resp_close, resp_ka_head, resp_close_head;
 	unsigned long next_id;
 	bool stop;
+	const char *tls_cert, *tls_key, *client_ca;
+	int tls_max;	 /* 0, TLS1_2_VERSION or TLS1_3_VERSION */
+	SSL_CTX *ssl_ctx; /* set: every listener speaks TLS */
 } g = { .epfd = -1, .log_fd = -1, .raw_fd = -1, .body = "ok\n", .next_id = 1 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ly-upstream --listen ADDR:PORT [--listen ...] [--log FILE]\n"
 		   "                   [--raw FILE] [--body TEXT]\n"
+		   "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]\n"
+		   "                    [--tls-max 1.2|1.3]]\n"
 		   "  ADDR is IPv4 (127.0.0.1) or bracketed IPv6 ([::1]).  Every request is\n"
 		   "  answered 200 with TEXT (default \"ok\\n\").\n"
 		   "  --log: one JSON line per request (ts_ms: wall-clock ms when its head\n"
-		   "  was complete); --raw: every byte received, appended.\n");
+		   "  was complete); --raw: every byte received (after decryption), appended.\n"
+		   "  --tls-cert/--tls-key: every listener speaks TLS 1.2+ (cert file: PEM\n"
+		   "  leaf then chain; ALPN http/1.1 when offered); log lines gain \"tls\".\n"
+		   "  --client-ca: require a client certificate that verifies against FILE.\n"
+		   "  A failed handshake prints \"tls handshake failed\" on stderr.\n");
 }
 
 /* --- buffers ----------------------------------------------------------------------------- */
@@ -298,6 +317,8 @@ static void log_begin(struct conn *c, const char *line, size_t len)
 		 c->lst->name);
 	c->log.len = 0;
 	buf_str(&c->log, pre);
+	if (c->tls_json.len)
+		buf_add(&c->log, c->tls_json.p, c->tls_json.len);
 	buf_str(&c->log, "\"method\":");
 	buf_json_str(&c->log, line, (size_t)(sp1 - line));
 	buf_str(&c->log, ",\"target\":");
@@ -428,7 +449,249 @@ static ssize_t chunked_step(struct conn *c, const char *p, size_t avail)
 	return next - p;
 }
 
+/* --- TLS --------------------------------------------------------------------------------- */
+
+/* ALPN (RFC 7301 3.2): pick http/1.1 when offered; otherwise go on without ALPN. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char h11[] = "\x08http/1.1";
+	unsigned char *sel = NULL;
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* One server context for every listener; fatal problems are reported before the loop. */
+static int tls_setup(void)
+{
+	static const unsigned char sid_ctx[] = "ly-upstream";
+	STACK_OF(X509_NAME) *names = NULL;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    (g.tls_max && !SSL_CTX_set_max_proto_version(ctx, g.tls_max)))
+		goto fail;
+	/* conn_flush retries a partial write after more responses were queued (realloc) */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* a peer that closes without close_notify is an EOF, as on a plain listener */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	/* without it a client resuming a session under SSL_VERIFY_PEER fails its handshake */
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (SSL_CTX_use_certificate_chain_file(ctx, g.tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, g.tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	if (g.client_ca) {
+		/* RFC 8446 4.3.2: the CertificateRequest names the acceptable CAs */
+		names = SSL_load_client_CA_file(g.client_ca);
+		if (!names || SSL_CTX_load_verify_locations(ctx, g.client_ca, NULL) != 1)
+			goto fail;
+		SSL_CTX_set_client_CA_list(ctx, names); /* takes ownership */
+		names = NULL;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	g.ssl_ctx = ctx;
+	return 0;
+fail:
+	fprintf(stderr, "ly-upstream: TLS setup (%s, %s%s%s) failed:\n", g.tls_cert, g.tls_key,
+		g.client_ca ? ", " : "", g.client_ca ?: "");
+	ERR_print_errors_fp(stderr);
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+	SSL_CTX_free(ctx);
+	return -EINVAL;
+}
+
+static void json_hex(struct buf *b, const unsigned char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	buf_str(b, "\"");
+	for (i = 0; i < n; i++) {
+		char x[2] = { hex[p[i] >> 4], hex[p[i] & 15] };
+
+		buf_add(b, x, 2);
+	}
+	buf_str(b, "\"");
+}
+
+/* RFC 4514 form, most specific RDN first: "CN=client,O=lanyard tests". */
+static void json_x509_name(struct buf *b, const char *key, const X509_NAME *name)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p = NULL;
+	long n = 0;
+
+	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+		n = BIO_get_mem_data(bio, &p);
+	buf_str(b, key);
+	buf_json_str(b, p ?: "", n > 0 ? (size_t)n : 0);
+	BIO_free(bio);
+}
+
+/* ,"<key>":[...] with the subjectAltName entries of @type (GEN_URI, GEN_DNS). */
+static void json_sans(struct buf *b, const char *key, const X509 *x, int type)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int i, n = 0;
+
+	buf_str(b, key);
+	buf_str(b, "[");
+	for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+
+		if (gn->type != type)
+			continue;
+		buf_str(b, n++ ? "," : "");
+		buf_json_str(b, (const char *)ASN1_STRING_get0_data(gn->d.ia5),
+			     (size_t)ASN1_STRING_length(gn->d.ia5));
+	}
+	buf_str(b, "]");
+	GENERAL_NAMES_free(gens);
+}
+
+static long long asn1_time_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	return ASN1_TIME_to_tm(t, &tm) ? (long long)timegm(&tm) : 0;
+}
+
+/* "client_cert":{subject, issuer, uri_sans, dns_sans, not_before, not_after, serial, sha256} */
+static void json_client_cert(struct buf *b, const X509 *x)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *serial = bn ? BN_bn2hex(bn) : NULL, nums[96], *s;
+
+	json_x509_name(b, "{\"subject\":", X509_get_subject_name(x));
+	json_x509_name(b, ",\"issuer\":", X509_get_issuer_name(x));
+	json_sans(b, ",\"uri_sans\":", x, GEN_URI);
+	json_sans(b, ",\"dns_sans\":", x, GEN_DNS);
+	snprintf(nums, sizeof(nums), ",\"not_before\":%lld,\"not_after\":%lld,\"serial\":",
+		 asn1_time_unix(X509_get0_notBefore(x)), asn1_time_unix(X509_get0_notAfter(x)));
+	buf_str(b, nums);
+	for (s = serial; s && *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+	buf_json_str(b, serial ?: "", serial ? strlen(serial) : 0);
+	buf_str(b, ",\"sha256\":");
+	X509_digest(x, EVP_sha256(), md, &mdlen);
+	json_hex(b, md, mdlen);
+	buf_str(b, "}");
+	OPENSSL_free(serial);
+	BN_free(bn);
+}
+
+/* After the handshake: the "tls" member every log line of this connection carries. */
+static int tls_describe(struct conn *c)
+{
+	const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+	const unsigned char *alpn = NULL;
+	const X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	unsigned int alpn_len = 0;
+	struct buf *b = &c->tls_json;
+
+	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+	buf_str(b, "\"tls\":{\"version\":");
+	buf_json_str(b, SSL_get_version(c->ssl), strlen(SSL_get_version(c->ssl)));
+	buf_str(b, ",\"cipher\":");
+	buf_json_str(b, SSL_get_cipher_name(c->ssl), strlen(SSL_get_cipher_name(c->ssl)));
+	buf_str(b, ",\"sni\":");
+	if (sni)
+		buf_json_str(b, sni, strlen(sni));
+	else
+		buf_str(b, "null");
+	buf_str(b, ",\"alpn\":");
+	if (alpn_len)
+		buf_json_str(b, (const char *)alpn, alpn_len);
+	else
+		buf_str(b, "null");
+	buf_str(b, ",\"client_cert\":");
+	if (peer)
+		json_client_cert(b, peer);
+	else
+		buf_str(b, "null");
+	return buf_str(b, "},");
+}
+
+/* One stderr line per failed handshake: tests wait for it ("tls handshake failed"). */
+static void tls_report_failure(const struct conn *c, int ssl_err)
+{
+	unsigned long e = ERR_peek_last_error();
+	long vr = SSL_get_verify_result(c->ssl);
+	const char *why = "peer closed the connection";
+	char reason[256];
+
+	if (e) {
+		ERR_error_string_n(e, reason, sizeof(reason));
+		why = reason;
+	} else if (ssl_err == SSL_ERROR_SYSCALL && errno) {
+		why = strerror(errno);
+	}
+	fprintf(stderr, "ly-upstream: tls handshake failed: conn %lu peer %s: %s%s%s\n", c->id,
+		c->peer, why, vr != X509_V_OK ? ": client certificate: " : "",
+		vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+	ERR_clear_error();
+}
+
+/* Map an SSL_get_error() result to read(2)/write(2) conventions. */
+static ssize_t tls_result(struct conn *c, int ssl_err, bool reading)
+{
+	switch (ssl_err) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		/*
+		 * No renegotiation (SSL_OP_NO_RENEGOTIATION), so a read that wants to write
+		 * (a TLS 1.3 KeyUpdate answer) is rare enough to wait for the next EPOLLIN.
+		 */
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN: /* close_notify (RFC 8446 6.1), or EOF without it */
+		if (reading)
+			return 0;
+		break;
+	default:
+		c->tls_dead = true;
+		break;
+	}
+	ERR_clear_error();
+	errno = reading ? EPROTO : EPIPE;
+	return -1;
+}
+
 /* --- connection -------------------------------------------------------------------------- */
+
+/* read(2) over either transport: bytes, 0 at EOF, or -1 with errno (EAGAIN: wait). */
+static ssize_t conn_recv(struct conn *c, char *p, size_t len)
+{
+	int n;
+
+	if (!c->ssl)
+		return read(c->ev.fd, p, len);
+	ERR_clear_error();
+	n = SSL_read(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+	return n > 0 ? n : tls_result(c, SSL_get_error(c->ssl, n), true);
+}
+
+/* write(2) over either transport: bytes (> 0), or -1 with errno (EAGAIN: wait). */
+static ssize_t conn_send(struct conn *c, const char *p, size_t len)
+{
+	int n;
+
+	if (!c->ssl)
+		return write(c->ev.fd, p, len);
+	ERR_clear_error();
+	n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+	return n > 0 ? n : tls_result(c, SSL_get_error(c->ssl, n), false);
+}
 
 static void finish_request(struct conn *c)
 {
@@ -526,10 +789,18 @@ static void process_input(struct conn *c)
 
 static void conn_close(struct conn *c)
 {
+	if (c->ssl) {
+		/* best effort close_notify (RFC 8446 6.1): clients read responses to EOF */
+		if (c->hs_done && !c->tls_dead)
+			SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		SSL_free(c->ssl);
+	}
 	close(c->ev.fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->log);
+	buf_free(&c->tls_json);
 	free(c);
 }
 
@@ -553,7 +824,7 @@ static int conn_flush(struct conn *c)
 	ssize_t n;
 
 	while (c->out_off < c->out.len) {
-		n = write(c->ev.fd, c->out.p + c->out_off, c->out.len - c->out_off);
+		n = conn_send(c, c->out.p + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN)
@@ -581,28 +852,78 @@ done:
 
 static void conn_read(struct conn *c)
 {
+	bool got = false;
 	ssize_t n;
 
-	if (c->in.cap - c->in.len < 4096 && buf_reserve(&c->in, c->in.cap)) {
-		conn_close(c);
+	do {
+		if (c->in.cap - c->in.len < 4096 && buf_reserve(&c->in, c->in.cap)) {
+			conn_close(c);
+			return;
+		}
+		n = conn_recv(c, c->in.p + c->in.len, c->in.cap - c->in.len);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (n < 0) {
+			conn_close(c);
+			return;
+		}
+		got = true;
+		if (n == 0) {
+			/* half-close: still answer what was received (printf ... | nc) */
+			c->rd_eof = true;
+		} else if (g.raw_fd >= 0 && write(g.raw_fd, c->in.p + c->in.len, (size_t)n) < 0) {
+			perror("ly-upstream: write raw");
+		}
+		c->in.len += (size_t)n;
+		/*
+		 * The rest of a TLS record already read from the socket is decrypted and
+		 * waiting inside OpenSSL, where epoll cannot see it: take it now.
+		 */
+	} while (n > 0 && c->ssl && SSL_pending(c->ssl) > 0);
+	if (!got)
 		return;
-	}
-	n = read(c->ev.fd, c->in.p + c->in.len, c->in.cap - c->in.len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n < 0) {
-		conn_close(c);
-		return;
-	}
-	if (n == 0) {
-		/* half-close: still answer what was received (printf ... | nc) */
-		c->rd_eof = true;
-	} else if (g.raw_fd >= 0 && write(g.raw_fd, c->in.p + c->in.len, (size_t)n) < 0) {
-		perror("ly-upstream: write raw");
-	}
-	c->in.len += (size_t)n;
 	process_input(c);
 	conn_flush(c);
+}
+
+/* Non-blocking server handshake, one step per readiness event. */
+static void conn_handshake(struct conn *c)
+{
+	int r, err;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->hs_done = true;
+		if (tls_describe(c) || conn_set_events(c, EPOLLIN)) {
+			conn_close(c);
+			return;
+		}
+		/* the request may have come with the client's Finished */
+		conn_read(c);
+		return;
+	}
+	err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		if (conn_set_events(c, err == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT))
+			conn_close(c);
+		return;
+	}
+	/* garbage, a plain-HTTP client, a refused or missing client certificate: close */
+	tls_report_failure(c, err);
+	c->tls_dead = true;
+	conn_close(c);
+}
+
+static void conn_event(struct conn *c, uint32_t revents)
+{
+	if (c->ssl && !c->hs_done)
+		conn_handshake(c);
+	else if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR) &&
+		 (c->events & EPOLLIN || !(revents & EPOLLOUT)))
+		conn_read(c);
+	else
+		conn_flush(c);
 }
 
 /* --- sockets ----------------------------------------------------------------------------- */
@@ -650,8 +971,12 @@ static void accept_all(struct listener *l)
 		/* a 100 Continue followed by the response must not wait for a delayed ACK */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = c };
-		if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e))
+		if (g.ssl_ctx && (!(c->ssl = SSL_new(g.ssl_ctx)) || !SSL_set_fd(c->ssl, fd)))
 			conn_close(c);
+		else if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e))
+			conn_close(c);
+		else if (c->ssl)
+			SSL_set_accept_state(c->ssl);
 		sl = sizeof(ss);
 	}
 }
@@ -773,15 +1098,8 @@ static void run_loop(void)
 				accept_all((struct listener *)ev);
 			} else if (ev->type == EV_SIGNAL) {
 				g.stop = true;
-			} else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-				struct conn *c = (struct conn *)ev;
-
-				if (c->events & EPOLLIN || !(evs[i].events & EPOLLOUT))
-					conn_read(c);
-				else
-					conn_flush(c);
 			} else {
-				conn_flush((struct conn *)ev);
+				conn_event((struct conn *)ev, evs[i].events);
 			}
 		}
 	}
@@ -808,11 +1126,24 @@ static int parse_args(int argc, char **argv, const char **listens, int *nlisten)
 			g.raw_fd = open_append(argv[++i]);
 		else if (!strcmp(a, "--body"))
 			g.body = argv[++i];
+		else if (!strcmp(a, "--tls-cert"))
+			g.tls_cert = argv[++i];
+		else if (!strcmp(a, "--tls-key"))
+			g.tls_key = argv[++i];
+		else if (!strcmp(a, "--client-ca"))
+			g.client_ca = argv[++i];
+		else if (!strcmp(a, "--tls-max") && !strcmp(argv[i + 1], "1.2") && ++i)
+			g.tls_max = TLS1_2_VERSION;
+		else if (!strcmp(a, "--tls-max") && !strcmp(argv[i + 1], "1.3") && ++i)
+			g.tls_max = TLS1_3_VERSION;
 		else
 			goto bad;
 		if ((!strcmp(a, "--log") && g.log_fd < 0) || (!strcmp(a, "--raw") && g.raw_fd < 0))
 			return -EINVAL;
 	}
+	/* TLS wants a certificate and its key; the other TLS options want both */
+	if (!g.tls_cert != !g.tls_key || ((g.client_ca || g.tls_max) && !g.tls_cert))
+		goto bad;
 	if (*nlisten)
 		return 0;
 bad:
@@ -834,6 +1165,8 @@ int main(int argc, char **argv)
 		perror("ly-upstream: setup");
 		return 1;
 	}
+	if (g.tls_cert && tls_setup())
+		return 1;
 	for (i = 0; i < nlisten; i++)
 		if (listen_on(&lst[i], listens[i]))
 			return 1;

@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 #include <criterion/criterion.h>
 
+#include "cgroupfs.h"
 #include "lib/harness.h"
 
 #define H_MAX_PROCS 256
@@ -968,43 +969,13 @@ int h_wait_port(const char *addr, int port, int timeout_ms)
 
 /* --- cgroups ------------------------------------------------------------------------------- */
 
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-}
-
+/* the cgroup2 mount, found the way lanyardd finds it (userspace/cgroupfs.c) */
 const char *h_cgroup_mount(void)
 {
 	static char mnt[PATH_MAX];
-	char line[4096], *sep;
-	FILE *f;
 
-	if (mnt[0])
-		return mnt;
-	f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return NULL;
-	while (fgets(line, sizeof(line), f)) {
-		/* "id parent maj:min root mountpoint opts [optional...] - fstype src sopts" */
-		sep = strstr(line, " - ");
-		if (!sep || strncmp(sep, " - cgroup2 ", 11) != 0)
-			continue;
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
-			unescape_octal(mnt);
-		break;
-	}
-	fclose(f);
+	if (!mnt[0] && cgroupfs_mount(mnt, sizeof(mnt)) < 0)
+		mnt[0] = '\0';
 	return mnt[0] ? mnt : NULL;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "ca.h"
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
@@ -230,6 +231,28 @@ static json_t *cmd_revoke(struct daemon *d, json_t *req)
 	return json_pack("{s:b, s:s, s:i}", "ok", 1, "workload", name, "credentials", n);
 }
 
+/*
+ * The CA certificate (public) for `lanyard trust print`, and the anchor that
+ * `lanyard trust install` puts in the host's trust store: the same for the
+ * local root; for an imported intermediate the root from its file, if any.
+ */
+static json_t *cmd_ca(struct daemon *d)
+{
+	char *pem, *anchor;
+	json_t *r;
+
+	if (!d->ca)
+		return error_reply("no CA");
+	pem = ca_cert_pem(d->ca);
+	anchor = ca_anchor_pem(d->ca);
+	r = pem ? json_pack("{s:b, s:s, s:s?, s:b}", "ok", 1, "pem", pem, "anchor", anchor,
+			    "imported", ca_is_imported(d->ca))
+		: error_reply("out of memory");
+	free(pem);
+	free(anchor);
+	return r;
+}
+
 char *control_handle(struct daemon *d, const char *line, size_t len)
 {
 	json_error_t jerr;
@@ -255,6 +278,8 @@ char *control_handle(struct daemon *d, const char *line, size_t len)
 		resp = cmd_reload(d);
 	else if (!strcmp(cmd, "revoke"))
 		resp = cmd_revoke(d, req);
+	else if (!strcmp(cmd, "ca"))
+		resp = cmd_ca(d);
 	else
 		resp = error_reply("unknown command");
 	if (!cmd || json_is_false(json_object_get(resp, "ok")))

@@ -47,6 +47,7 @@ struct metrics {
 struct proxy;
 struct admin;
 struct control;
+struct ca;
 
 struct daemon {
 	struct loop *loop;
@@ -65,6 +66,7 @@ struct daemon {
 	struct cred_issuer *creds;
 	char issuer[128];		/* "http://<admin listen>" */
 	char *jwks;			/* JWKS document (public) */
+	struct ca *ca;			/* local or imported CA; NULL until TLS is set up */
 
 	struct proxy *proxy;
 	struct admin *admin;

@@ -5,19 +5,29 @@
  * socket and prints the answer as a table (or as JSON with --json).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "policy.h"
 
 #define MAX_RESPONSE	(16 * 1024 * 1024)
+
+/* Debian's local trust anchors (update-ca-certificates(8)) */
+#define TRUST_DIR	"/usr/local/share/ca-certificates"
+#define TRUST_FILE	TRUST_DIR "/lanyard-local-ca.crt"
 
 static void usage(FILE *f)
 {
@@ -33,6 +43,9 @@ static void usage(FILE *f)
 		"  reload                    re-read the policy file (a bad one is refused)\n"
 		"  revoke --workload NAME    refuse the workload's connections and credentials\n"
 		"                            until the next reload\n"
+		"  trust print               the CA certificate of interception leaves (PEM)\n"
+		"  trust install             add it to this host's trust store\n"
+		"  trust uninstall           remove it from this host's trust store\n"
 		"\n"
 		"  --socket PATH   control socket (default " POLICY_DEFAULT_CONTROL ")\n"
 		"  --json          print the daemon's JSON answer\n");
@@ -252,6 +265,215 @@ static int print_answer(const char *cmd, const char *text, int as_json)
 	return ok ? 0 : 1;
 }
 
+/* --- trust: the CA in the host's trust store ------------------------------------------ */
+
+/* update-ca-certificates, if this host has Debian's trust store layout; else NULL */
+static const char *trust_tool(void)
+{
+	static const char *const tools[] = { "/usr/sbin/update-ca-certificates",
+					     "/usr/bin/update-ca-certificates",
+					     "/sbin/update-ca-certificates", NULL };
+	struct stat st;
+
+	if (stat(TRUST_DIR, &st) < 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	for (int k = 0; tools[k]; k++)
+		if (access(tools[k], X_OK) == 0)
+			return tools[k];
+	return NULL;
+}
+
+static void trust_elsewhere(void)
+{
+	fprintf(stderr,
+		"lanyard: this host has no %s with update-ca-certificates.\n"
+		"Save the certificate with `lanyard trust print > lanyard-local-ca.crt`, then:\n"
+		"  Fedora, RHEL, CentOS:  cp lanyard-local-ca.crt /etc/pki/ca-trust/source/anchors/"
+		" && update-ca-trust\n"
+		"  Arch (p11-kit):        trust anchor --store lanyard-local-ca.crt\n"
+		"  openSUSE:              cp lanyard-local-ca.crt /etc/pki/trust/anchors/"
+		" && update-ca-certificates\n"
+		"  Alpine:                apk add ca-certificates, then as on Debian\n",
+		TRUST_DIR);
+}
+
+/*
+ * Run update-ca-certificates (no shell), with --fresh when fresh: a plain run
+ * rebuilds the bundle but leaves the link of a removed certificate dangling
+ * in /etc/ssl/certs.  0 when it exits 0.
+ */
+static int run_tool(const char *tool, int fresh)
+{
+	char name[] = "update-ca-certificates", opt[] = "--fresh";
+	char *const argv[] = { name, fresh ? opt : NULL, NULL };
+	pid_t pid;
+	int st = 0;
+
+	fflush(stdout);	/* our lines first, then the tool's */
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execv(tool, argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+/*
+ * The anchor must be what it claims: a self-signed CA certificate.  The
+ * control socket is root-only, but a trust store is no place to be trusting.
+ */
+static X509 *anchor_parse(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+	BIO_free(bio);
+	if (x && (!(X509_get_extension_flags(x) & EXFLAG_SS) || !X509_check_ca(x))) {
+		X509_free(x);
+		x = NULL;
+	}
+	return x;
+}
+
+static void print_cert_id(const char *what, X509 *x)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char subject[256];
+
+	X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
+	printf("%s %s\n  subject %s\n  sha256  ", what, TRUST_FILE, subject);
+	X509_digest(x, EVP_sha256(), md, &n);
+	for (unsigned int k = 0; k < n; k++)
+		printf("%02X%s", md[k], k + 1 < n ? ":" : "\n");
+}
+
+/* Write pem to TRUST_FILE, 0644, atomically (temporary file + rename). 0 or -errno. */
+static int trust_write(const char *pem)
+{
+	const char *tmp = TRUST_FILE ".tmp";
+	size_t len = strlen(pem);
+	int fd, rc = 0;
+
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0644) < 0 || write(fd, pem, len) != (ssize_t)len || fsync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, TRUST_FILE) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+static int trust_install(json_t *r)
+{
+	const char *anchor = json_string_value(json_object_get(r, "anchor"));
+	const char *tool = trust_tool();
+	int rc, replace;
+	X509 *x;
+
+	if (!anchor) {
+		fprintf(stderr, "lanyard: lanyardd signs with an imported intermediate whose file "
+			"holds no root: trust your organisation's root CA on this host (an "
+			"intermediate alone is not a trust anchor for TLS clients)\n");
+		return 1;
+	}
+	x = anchor_parse(anchor);
+	if (!x) {
+		fprintf(stderr, "lanyard: the CA in lanyardd's answer is not a self-signed CA\n");
+		return 1;
+	}
+	if (!tool) {
+		X509_free(x);
+		trust_elsewhere();
+		return 1;
+	}
+	/*
+	 * Replacing a certificate (a regenerated CA) under the same name: a plain
+	 * run sees no new link and skips the rehash of /etc/ssl/certs, so CApath
+	 * users would keep the old one.  --fresh rebuilds it all.
+	 */
+	replace = access(TRUST_FILE, F_OK) == 0;
+	rc = trust_write(anchor);
+	if (rc) {
+		fprintf(stderr, "lanyard: %s: %s\n", TRUST_FILE, strerror(-rc));
+		X509_free(x);
+		return 1;
+	}
+	print_cert_id("wrote", x);
+	X509_free(x);
+	rc = run_tool(tool, replace);
+	printf("%s %s\n", rc ? "FAILED:" : "ran", tool);
+	if (!rc)
+		printf("programs that use the system store now trust lanyard's leaves; browsers "
+		       "(NSS) and runtimes with their own bundle (certifi, Node) need it added "
+		       "there too\n");
+	return rc ? 1 : 0;
+}
+
+static int trust_uninstall(void)
+{
+	const char *tool = trust_tool();
+	int rc;
+
+	if (unlink(TRUST_FILE) < 0) {
+		if (errno != ENOENT) {
+			fprintf(stderr, "lanyard: %s: %s\n", TRUST_FILE, strerror(errno));
+			return 1;
+		}
+		printf("not installed: %s does not exist\n", TRUST_FILE);
+		return 0;
+	}
+	printf("removed %s\n", TRUST_FILE);
+	if (!tool) {
+		fprintf(stderr, "lanyard: no update-ca-certificates: refresh the trust store by "
+			"hand\n");
+		return 1;
+	}
+	rc = run_tool(tool, 1);
+	printf("%s %s\n", rc ? "FAILED:" : "ran", tool);
+	return rc ? 1 : 0;
+}
+
+/* lanyard trust print|install|uninstall */
+static int trust_main(const char *sock, const char *sub, int as_json)
+{
+	json_error_t jerr;
+	char *answer;
+	json_t *r;
+	int rc = 1;
+
+	if (!strcmp(sub, "uninstall"))
+		return trust_uninstall();	/* works with lanyardd stopped, too */
+	answer = request(sock, "{\"cmd\":\"ca\"}\n");
+	if (!answer)
+		return 1;
+	r = json_loads(answer, 0, &jerr);
+	if (!r)
+		fprintf(stderr, "lanyard: bad answer from lanyardd: %s\n", jerr.text);
+	else if (!json_is_true(json_object_get(r, "ok")))
+		fprintf(stderr, "lanyard: trust: %s\n", s(r, "error"));
+	else if (!strcmp(sub, "print") && as_json)
+		rc = fputs(answer, stdout) < 0;
+	else if (!strcmp(sub, "print"))
+		rc = fputs(s(r, "pem"), stdout) < 0;
+	else
+		rc = trust_install(r);
+	json_decref(r);
+	free(answer);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -262,7 +484,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	static const char *const cmds[] = { "status", "workloads", "routes", "flows",
-					    "tokens", "reload", "revoke", NULL };
+					    "tokens", "reload", "revoke", "trust", NULL };
 	const char *sock = POLICY_DEFAULT_CONTROL, *workload = NULL, *cmd;
 	char *line = NULL, *answer;
 	int as_json = 0, ch, rc, known = 0;
@@ -292,6 +514,17 @@ int main(int argc, char **argv)
 	}
 	for (int k = 0; cmds[k]; k++)
 		known |= !strcmp(cmds[k], cmd);
+	/* trust takes one sub-command word: print, install or uninstall */
+	if (known && !strcmp(cmd, "trust")) {
+		const char *sub = optind == argc - 1 ? argv[optind] : "";
+
+		if (workload || (strcmp(sub, "print") && strcmp(sub, "install") &&
+				 strcmp(sub, "uninstall"))) {
+			usage(stderr);
+			return 2;
+		}
+		return trust_main(sock, sub, as_json);
+	}
 	/* revoke needs --workload; no other command takes it */
 	if (!known || optind != argc || (!strcmp(cmd, "revoke") != !!workload)) {
 		usage(stderr);

@@ -3,7 +3,7 @@
 /*
  * The control socket: a unix stream socket (0600, root only, checked with
  * SO_PEERCRED) speaking one JSON object per line to the `lanyard` CLI.
- * Requests: {"cmd":"status|workloads|routes|flows|tokens|reload|revoke",
+ * Requests: {"cmd":"status|workloads|routes|flows|tokens|reload|revoke|ca",
  * "workload":NAME}.  Responses: {"ok":true,...} or {"ok":false,"error":...}.
  * No credential value is ever part of a response.
  */

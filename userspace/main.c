@@ -21,12 +21,14 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "ca.h"
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "privs.h"
 #include "proxy.h"
 #include "secret.h"
+#include "tls.h"
 
 #define REGISTRY_FILE	"workload-ids"
 #define SECURE_HEAP	(1024 * 1024)
@@ -161,6 +163,11 @@ const struct policy_route *daemon_route_for(const struct daemon *d, int wi, int 
 
 /* --- reload and revoke -------------------------------------------------------- */
 
+static int str_differ(const char *a, const char *b)
+{
+	return (a || b) && (!a || !b || strcmp(a, b));
+}
+
 static const char *restart_only_change(const struct policy *a, const struct policy *b)
 {
 	if (a->listen_port != b->listen_port)
@@ -173,6 +180,9 @@ static const char *restart_only_change(const struct policy *a, const struct poli
 		return "state_dir";
 	if (strcmp(a->trust_domain, b->trust_domain))
 		return "trust_domain";
+	/* interception leaves already issued chain to the CA that is open */
+	if (str_differ(a->ca_cert, b->ca_cert) || str_differ(a->ca_key, b->ca_key))
+		return "ca";
 	return NULL;
 }
 
@@ -193,7 +203,8 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	const char *what;
 	int rc = -EINVAL;
 
-	if (!np || policy_resolve(np, err, errlen) < 0)
+	/* TLS contexts are built anew: a changed ca_file is read again */
+	if (!np || policy_resolve(np, err, errlen) < 0 || tls_policy_build(np, err, errlen) < 0)
 		goto fail;
 	what = restart_only_change(d->pol, np);
 	if (what) {
@@ -410,7 +421,8 @@ static struct policy *load_policy_or_exit(const char *path)
 	char err[POLICY_ERR_LEN];
 	struct policy *p = policy_load(path, err, sizeof(err));
 
-	if (!p || policy_resolve(p, err, sizeof(err)) < 0) {
+	if (!p || policy_resolve(p, err, sizeof(err)) < 0 ||
+	    tls_policy_build(p, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lanyardd: %s\n", err);
 		exit(2);
 	}
@@ -435,6 +447,19 @@ static void start_kernel(struct daemon *d, const struct options *o)
 	rc = kernel_apply(d->kern, d->pol, d->wls);
 	if (rc < 0)
 		fatalx("kernel: applying the policy: %s", strerror(-rc));
+}
+
+/*
+ * The local CA (or the imported one) exists from the first start on, for
+ * `lanyard trust install`, whether or not a route intercepts TLS yet.
+ */
+static void start_ca(struct daemon *d)
+{
+	char err[512];
+
+	d->ca = ca_open(d->pol->state_dir, d->pol->ca_cert, d->pol->ca_key, err, sizeof(err));
+	if (!d->ca)
+		fatalx("CA: %s", err);
 }
 
 static void start_issuer(struct daemon *d)
@@ -486,6 +511,7 @@ static void daemon_fini(struct daemon *d, int detach)
 	control_free(d->control);
 	admin_free(d->admin);
 	proxy_free(d->proxy);
+	ca_free(d->ca);
 	kernel_close(d->kern, detach);
 	audit_close();
 	policy_free(d->pol);
@@ -538,6 +564,7 @@ int main(int argc, char **argv)
 	registry_save(&d);
 
 	start_issuer(&d);
+	start_ca(&d);
 	/* the listeners exist before the kernel redirects anything to them */
 	d.proxy = proxy_new(&d, d.pol->listen_port, err, sizeof(err));
 	if (!d.proxy)

@@ -29,6 +29,7 @@
 #define TOKEN_MARK		"{token}"
 
 void (*policy_cred_free_hook)(void *cred);
+void (*policy_tls_free_hook)(void *tls_ctx);
 
 /* --- the node tree ------------------------------------------------------------ */
 
@@ -703,6 +704,21 @@ static int parse_control_socket(struct pctx *c, const struct ynode *v, void *obj
 			sizeof(((struct sockaddr_un *)NULL)->sun_path));
 }
 
+static int parse_ca_cert(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return abs_path(c, v, &((struct policy *)obj)->ca_cert, PATH_MAX);
+}
+
+static int parse_ca_key(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return abs_path(c, v, &((struct policy *)obj)->ca_key, PATH_MAX);
+}
+
+static const struct field ca_fields[] = {
+	{ "cert", parse_ca_cert, 1 },
+	{ "key", parse_ca_key, 1 },
+};
+
 static const struct field listen_fields[] = {
 	{ "port", parse_listen_port, 0 },
 };
@@ -731,6 +747,11 @@ static int parse_admin(struct pctx *c, const struct ynode *v, void *obj)
 static int parse_audit(struct pctx *c, const struct ynode *v, void *obj)
 {
 	return WALK(c, v, "audit", audit_fields, obj);
+}
+
+static int parse_ca(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return WALK(c, v, "ca", ca_fields, obj);
 }
 
 /* --- routes -------------------------------------------------------------------- */
@@ -1059,11 +1080,110 @@ static int parse_header(struct pctx *c, const struct ynode *v, void *obj)
 	return 0;
 }
 
+static int parse_tls(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (!strcmp(s, "intercept"))
+		r->tls = POLICY_TLS_INTERCEPT;
+	else if (!strcmp(s, "originate"))
+		r->tls = POLICY_TLS_ORIGINATE;
+	else if (!strcmp(s, "passthrough"))
+		return perr(c, v, "\"passthrough\" is not supported yet (supported: intercept, "
+			    "originate)");
+	else
+		return perr(c, v, "%s is not a TLS mode (intercept, originate)", qn(c, v));
+	return 0;
+}
+
+static int parse_upstream_port(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s, *why;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	why = parse_port(s, v->len, &r->upstream_port);
+	if (why)
+		return perr(c, v, "%s: %s", qn(c, v), why);
+	return 0;
+}
+
+static const struct field upstream_fields[] = {
+	{ "port", parse_upstream_port, 1 },
+};
+
+static int parse_upstream(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return WALK(c, v, "upstream", upstream_fields, obj);
+}
+
+static int parse_ca_file(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return abs_path(c, v, &((struct policy_route *)obj)->ca_file, PATH_MAX);
+}
+
+/* A DNS name as SNI carries it (RFC 6066 3: never an IP literal), kept lowercase. */
+static int parse_server_name(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s, *why;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	why = check_hostname(s, v->len);
+	if (why)
+		return perr(c, v, "%s: %s", qn(c, v), why);
+	err = dup_str(c, v, &r->server_name);
+	for (char *p = r->server_name; !err && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p | 0x20);
+	return err;
+}
+
 static const struct field route_fields[] = {
 	{ "to", parse_to, 1 },
 	{ "credential", parse_credential, 1 },
 	{ "header", parse_header, 0 },
+	{ "tls", parse_tls, 0 },
+	{ "upstream", parse_upstream, 0 },
+	{ "ca_file", parse_ca_file, 0 },
+	{ "server_name", parse_server_name, 0 },
 };
+
+/*
+ * Keys that only mean something with TLS upstream, and server_name on a host name
+ * route: that route's upstream proves the route's own name, so another name would
+ * be a second, silently ignored identity.
+ */
+static int route_tls_check(struct pctx *c, const struct ynode *v, const struct policy_route *r)
+{
+	static const char *const tls_only[] = { "upstream", "ca_file", "server_name" };
+	const struct ynode *sn = map_get(v, "server_name");
+
+	for (size_t i = 0; r->tls == POLICY_TLS_NONE && i < 3; i++) {
+		const struct ynode *k = map_get(v, tls_only[i]);
+
+		if (!k)
+			continue;
+		path_push(c, ".%s", tls_only[i]);
+		return perr(c, k, "%s is only used with tls: intercept or originate",
+			    tls_only[i]);
+	}
+	if (sn && r->kind == POLICY_DEST_HOST && strcmp(r->server_name, r->host)) {
+		path_push(c, ".server_name");
+		return perr(c, sn, "%s differs from the route's host name %s (a host name "
+			    "route's upstream is verified against its own name)", qn(c, sn),
+			    q(c, r->host, strlen(r->host)));
+	}
+	return 0;
+}
 
 /* Same destination?  10.0.0.1:80 and 10.0.0.1/32:80 are; names compare without case. */
 static int route_same_dest(const struct policy_route *a, const struct policy_route *b)
@@ -1086,6 +1206,8 @@ static int parse_route(struct pctx *c, const struct ynode *v, struct policy_rout
 	r->col = v->col;
 	r->ttl_s = POLICY_DEFAULT_TTL_S;
 	err = WALK(c, v, "route", route_fields, r);
+	if (!err)
+		err = route_tls_check(c, v, r);
 	if (err)
 		return err;
 	if (!r->header_name) {
@@ -1263,6 +1385,7 @@ static const struct field policy_fields[] = {
 	{ "state_dir", parse_state_dir, 0 },
 	{ "audit", parse_audit, 0 },
 	{ "control_socket", parse_control_socket, 0 },
+	{ "ca", parse_ca, 0 },
 	{ "workloads", parse_workloads, 0 },
 };
 
@@ -1545,6 +1668,11 @@ static void route_fini(struct policy_route *r)
 	if (r->cred && policy_cred_free_hook)
 		policy_cred_free_hook(r->cred);
 	r->cred = NULL;
+	if (r->tls_ctx && policy_tls_free_hook)
+		policy_tls_free_hook(r->tls_ctx);
+	r->tls_ctx = NULL;
+	free(r->ca_file);
+	free(r->server_name);
 	free(r->to);
 	free(r->host);
 	free(r->addrs);
@@ -1574,6 +1702,8 @@ void policy_free(struct policy *p)
 	free(p->state_dir);
 	free(p->audit_path);
 	free(p->control_socket);
+	free(p->ca_cert);
+	free(p->ca_key);
 	free(p);
 }
 

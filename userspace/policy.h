@@ -39,6 +39,14 @@ enum policy_cred_type {
 	POLICY_CRED_JWT,
 };
 
+/* `tls:` on a route: what the app speaks and what lanyardd speaks upstream */
+enum policy_tls_mode {
+	POLICY_TLS_NONE,	/* plain HTTP on both sides (no `tls:` key) */
+	POLICY_TLS_INTERCEPT,	/* app speaks TLS to a local-CA leaf; TLS upstream */
+	POLICY_TLS_ORIGINATE,	/* app speaks plain HTTP; TLS upstream */
+	POLICY_TLS_PASSTHROUGH,	/* no injection (refused by the parser: not supported yet) */
+};
+
 struct policy_route {
 	char *to;			/* the value as written, for display */
 	enum policy_dest_kind kind;
@@ -55,9 +63,16 @@ struct policy_route {
 	char *header_prefix;		/* template text before {token}: "Bearer " */
 	char *header_suffix;		/* template text after {token}: usually "" */
 
+	enum policy_tls_mode tls;
+	uint16_t upstream_port;		/* host order; 0: the port the app dialled */
+	char *ca_file;			/* upstream trust anchors (PEM); NULL: system roots */
+	char *server_name;		/* lowercase; the name an IP/CIDR route's upstream must
+					 * prove, and the SNI assumed when a client sends none */
+
 	int line;			/* where the route starts in the file (1-based) */
 	int col;			/* and its column (1-based), for policy_resolve() errors */
 	void *cred;			/* owned by cred.c (struct cred_slot *); NULL in policy.c */
+	void *tls_ctx;			/* owned by tls.c (struct tls_route *); NULL here */
 };
 
 struct policy_workload {
@@ -77,6 +92,7 @@ struct policy {
 	char *state_dir;
 	char *audit_path;		/* NULL: audit to stderr */
 	char *control_socket;
+	char *ca_cert, *ca_key;		/* imported CA (`ca:`); NULL: the one in state_dir */
 	struct policy_workload *workloads;
 	size_t nworkloads;
 };
@@ -105,6 +121,8 @@ void policy_free(struct policy *p);
 
 /* cred.c installs this so that policy_free() can release route->cred. */
 extern void (*policy_cred_free_hook)(void *cred);
+/* tls.c installs this so that policy_free() can release route->tls_ctx. */
+extern void (*policy_tls_free_hook)(void *tls_ctx);
 
 /* Find a workload by name; NULL if absent. */
 const struct policy_workload *policy_workload_find(const struct policy *p, const char *name);

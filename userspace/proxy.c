@@ -5,6 +5,9 @@
  * credential to every HTTP/1.1 request on its way to the destination the app
  * dialled, stream responses back unmodified.  Bad input is answered here,
  * before any credential is attached, and nothing of it reaches the upstream.
+ * Either side may be TLS (route tls: intercept / originate): the same state
+ * machine runs on the plaintext, and a credential waits until the upstream's
+ * handshake has verified its identity.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +27,7 @@
 #include "http1.h"
 #include "log.h"
 #include "proxy.h"
+#include "tls.h"
 
 #define BUF_INIT	(16 * 1024)
 #define CIN_MAX		(HTTP1_MAX_HEAD + 4096)	/* a full head plus a little body */
@@ -53,6 +57,17 @@ struct conn {
 	int cfd, ufd;
 	uint64_t id;
 
+	/*
+	 * TLS: NULL on a plain side.  *_rdev / *_wrev: the epoll event that a blocked
+	 * TLS read (or handshake) / write waits for; EPOLLIN / EPOLLOUT on a plain side.
+	 */
+	SSL *cssl, *ussl;
+	uint32_t c_rdev, c_wrev, u_rdev, u_wrev;
+	struct tls_accept ta;		/* interception: the ClientHello check */
+	uint64_t uhs_deadline;		/* ms; upstream handshake must finish by then */
+	char udst[INET6_ADDRSTRLEN + 8];	/* what lanyardd dialled ("addr:port") */
+	char tls_why[TLS_WHY_LEN];	/* why a handshake failed (502 body, audit) */
+
 	struct ly_flow flow;		/* what the kernel saw at connect() */
 	uint32_t wl_id;
 	char dst[INET6_ADDRSTRLEN + 8];
@@ -74,7 +89,7 @@ struct conn {
 	size_t out_secret;		/* out held a credential up to here: wipe when drained */
 
 	unsigned connecting : 1, uconnected : 1, client_eof : 1, upstream_eof : 1,
-		 up_shut : 1, closing : 1, dead : 1;
+		 up_shut : 1, closing : 1, dead : 1, chs : 1, uhs : 1, parked : 1;
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
 	const char *err_reason;
 
@@ -99,6 +114,47 @@ static void conn_close(struct conn *c, const char *reason);
 static void process_input(struct conn *c);
 static void flush_down(struct conn *c);
 static void flush_up(struct conn *c);
+static void flow_dst_string(const struct ly_flow *f, char *out, size_t len);
+
+/* --- one side: plain socket or TLS --------------------------------------------- */
+
+/*
+ * Read from one side: > 0 bytes, 0 EOF, -EAGAIN, or -errno.  The plain branch is
+ * the recv() it always was; *ev learns what a blocked TLS read waits for.
+ */
+static ssize_t side_read(int fd, SSL *ssl, uint32_t *ev, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (ssl)
+		return tls_read(ssl, buf, len, ev);
+	do
+		n = recv(fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* Write to one side: bytes (> 0, maybe partial), -EAGAIN, or -errno (0 never). */
+static ssize_t side_write(int fd, SSL *ssl, uint32_t *ev, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (ssl)
+		return tls_write(ssl, buf, len, ev);
+	do
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n ? n : -EPIPE;
+}
+
+/*
+ * Room to ask a side's read for: a TLS read needs a whole record's room, so that
+ * no plaintext stays inside the SSL where epoll cannot see it (tls_read()).
+ */
+static size_t read_need(const SSL *ssl)
+{
+	return ssl ? TLS_RECORD_MAX : 1;
+}
 
 /* --- buffers ---------------------------------------------------------------- */
 
@@ -349,25 +405,36 @@ static int write_head(struct conn *c, const struct http1_request *req, const cha
 
 static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events);
 
+static int route_tls_upstream(const struct policy_route *r)
+{
+	return r && (r->tls == POLICY_TLS_INTERCEPT || r->tls == POLICY_TLS_ORIGINATE);
+}
+
 static int upstream_connect(struct conn *c)
 {
 	struct daemon *d = c->px->d;
+	const struct policy_route *r = conn_route(c);
 	struct sockaddr_storage ss = { 0 };
+	struct ly_flow up = c->flow;
 	socklen_t slen;
 	int fd, one = 1, err;
 
+	/* originate: the app dialled the plain port, TLS lives on another one */
+	if (route_tls_upstream(r) && r->upstream_port)
+		up.dport = htons(r->upstream_port);
+	flow_dst_string(&up, c->udst, sizeof(c->udst));
 	if (c->flow.family == LY_AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 
 		sin->sin_family = AF_INET;
-		sin->sin_port = c->flow.dport;
+		sin->sin_port = up.dport;
 		memcpy(&sin->sin_addr, c->flow.daddr, 4);
 		slen = sizeof(*sin);
 	} else {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = c->flow.dport;
+		sin6->sin6_port = up.dport;
 		memcpy(&sin6->sin6_addr, c->flow.daddr, 16);
 		slen = sizeof(*sin6);
 	}
@@ -394,6 +461,111 @@ fail:
 	return err;
 }
 
+/* Wipe out: the request heads waiting there carry the credential. */
+static void out_wipe(struct conn *c)
+{
+	size_t n = c->out.off + c->out.len;
+
+	if (n < c->out_secret)
+		n = c->out_secret;
+	if (c->out.data && n)
+		explicit_bzero(c->out.data, n);
+	c->out.off = c->out.len = 0;
+	c->out_secret = 0;
+}
+
+/*
+ * The upstream did not prove its identity (c->tls_why says how): nothing that
+ * waits for it is sent, the app gets a 502 with the reason, the audit a
+ * flow.deny.  The TLS alert OpenSSL sent is the only thing the upstream saw.
+ */
+static void upstream_tls_fail(struct conn *c)
+{
+	struct daemon *d = c->px->d;
+	char name[CA_HOST_MAX + 1] = "";
+
+	if (c->ussl)
+		tls_peer_name(c->ussl, name, sizeof(name));
+	d->m.upstream_failed++;
+	audit_begin("flow.deny");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("cgroup", c->flow.cgroup_id);
+	audit_u64("pid", c->flow.pid);
+	audit_str("exe", c->exe);
+	audit_str("reason", c->tls_why);
+	audit_str("upstream", c->udst);
+	audit_str("server_name", name[0] ? name : NULL);
+	audit_end();
+	log_debug("flow %llu: upstream %s: %s", (unsigned long long)c->id, c->udst, c->tls_why);
+	out_wipe(c);
+	c->uhs = 0;
+	c->uhs_deadline = 0;
+	c->connecting = 0;
+	c->uconnected = 0;
+	c->upstream_eof = 1;
+	loop_del(d->loop, &c->uio);
+	c->rs = RS_ERROR;
+	c->head_deadline = 0;
+	c->in.len = c->in.off = 0;
+	c->parked = 0;
+	c->err_status = 0;
+	c->err_reason = c->tls_why;
+	queue_error(c, 502, c->tls_why);
+}
+
+static void upstream_handshake(struct conn *c)
+{
+	char why[TLS_WHY_LEN - 16];	/* room for "upstream " */
+	int rc = tls_handshake(c->ussl, &c->u_rdev, why, sizeof(why));
+
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		snprintf(c->tls_why, sizeof(c->tls_why), "upstream %s", why);
+		upstream_tls_fail(c);
+		return;
+	}
+	/* verified: only now may the heads in c->out (and their credential) go */
+	c->uhs = 0;
+	c->uhs_deadline = 0;
+	c->u_rdev = EPOLLIN;
+	c->uconnected = 1;
+}
+
+/*
+ * TCP is up: start TLS when the route wants it.  Returns 1 when TLS took over
+ * (handshake under way, or already failed), 0 for a plain upstream.
+ */
+static int upstream_tls_start(struct conn *c)
+{
+	struct daemon *d = c->px->d;
+	const struct policy_route *r = conn_route(c);
+	char why[TLS_WHY_LEN - 16];	/* room for "upstream " */
+
+	if (!route_tls_upstream(r)) {
+		if (!c->cssl)
+			return 0;
+		/* an intercepted app asked for TLS: never downgrade it behind its back */
+		snprintf(c->tls_why, sizeof(c->tls_why), "the route no longer speaks TLS upstream");
+		upstream_tls_fail(c);
+		return 1;
+	}
+	c->ussl = tls_connect_new(r, c->ufd, c->cssl ? c->ta.name : NULL,
+				  c->flow.family == LY_AF_INET ? AF_INET : AF_INET6, c->flow.daddr,
+				  why, sizeof(why));
+	if (!c->ussl) {
+		snprintf(c->tls_why, sizeof(c->tls_why), "upstream %s", why);
+		upstream_tls_fail(c);
+		return 1;
+	}
+	c->uhs = 1;
+	if (!c->uhs_deadline)
+		c->uhs_deadline = loop_now_ms(d->loop) + PROXY_HEAD_TIMEOUT_MS;
+	upstream_handshake(c);
+	return 1;
+}
+
 static void upstream_connected(struct conn *c)
 {
 	int soerr = 0;
@@ -403,7 +575,7 @@ static void upstream_connected(struct conn *c)
 	if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
 	if (soerr) {
-		log_debug("flow %llu: upstream %s: %s", (unsigned long long)c->id, c->dst,
+		log_debug("flow %llu: upstream %s: %s", (unsigned long long)c->id, c->udst,
 			  strerror(soerr));
 		c->upstream_eof = 1;
 		c->uconnected = 0;
@@ -411,32 +583,37 @@ static void upstream_connected(struct conn *c)
 		conn_reject(c, 502, "upstream connect failed");
 		return;
 	}
+	if (upstream_tls_start(c))
+		return;
 	c->uconnected = 1;
 }
 
 static void upstream_read(struct conn *c)
 {
+	size_t need = read_need(c->ussl);
+
 	for (;;) {
+		size_t space;
 		ssize_t n;
 
-		if (buf_reserve(&c->down, 1, DOWN_CAP) < 0)
+		if (buf_reserve(&c->down, need, DOWN_CAP + need - 1) < 0)
 			return;		/* full: wait for the client to drain */
-		n = recv(c->ufd, c->down.data + c->down.off + c->down.len,
-			 c->down.cap - c->down.off - c->down.len, 0);
+		space = c->down.cap - c->down.off - c->down.len;
+		n = side_read(c->ufd, c->ussl, &c->u_rdev, c->down.data + c->down.off + c->down.len,
+			      space);
 		if (n > 0) {
-			size_t space = c->down.cap - c->down.off - c->down.len;
-
 			c->down.len += (size_t)n;
 			c->bytes_down += (uint64_t)n;
 			c->px->d->m.bytes_down += (uint64_t)n;
-			if ((size_t)n < space)
+			if (!c->ussl && (size_t)n < space)
 				return;	/* drained: spare the recv() that would say EAGAIN */
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
+		/* a cut-off upstream must not look like a clean end to a TLS client */
+		if (n < 0)
+			tls_quiet(c->cssl);
 		/* EOF or error: responses are complete; stop watching (HUP is level-triggered) */
 		c->upstream_eof = 1;
 		loop_del(c->px->d->loop, &c->uio);
@@ -449,13 +626,12 @@ static void upstream_read(struct conn *c)
 static void flush_up(struct conn *c)
 {
 	while (c->out.len && c->uconnected && !c->upstream_eof) {
-		ssize_t n = send(c->ufd, c->out.data + c->out.off, c->out.len, MSG_NOSIGNAL);
+		ssize_t n = side_write(c->ufd, c->ussl, &c->u_wrev, c->out.data + c->out.off,
+				       c->out.len);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
-		if (n <= 0) {
+		if (n < 0) {
 			c->upstream_eof = 1;
 			loop_del(c->px->d->loop, &c->uio);
 			c->rs = RS_ERROR;
@@ -472,8 +648,9 @@ static void flush_up(struct conn *c)
 		c->out_secret = 0;
 	}
 	/* the client is done, or a request was refused: let the upstream finish */
-	if (c->out.len == 0 && c->uconnected && !c->up_shut &&
+	if (c->out.len == 0 && c->uconnected && !c->up_shut && !c->parked &&
 	    (c->client_eof || c->err_status)) {
+		tls_shutdown(c->ussl);
 		shutdown(c->ufd, SHUT_WR);
 		c->up_shut = 1;
 	}
@@ -486,7 +663,11 @@ static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
 	(void)l;
 	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 		upstream_connected(c);
-	if (c->uconnected && !c->upstream_eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	else if (c->uhs)
+		upstream_handshake(c);
+	/* u_rdev: EPOLLIN, or EPOLLOUT while a TLS read waits to write */
+	if (c->uconnected && !c->upstream_eof &&
+	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR | c->u_rdev)))
 		upstream_read(c);
 	flush_down(c);
 	if (c->dead)
@@ -497,6 +678,29 @@ static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
 }
 
 /* --- client side ---------------------------------------------------------------- */
+
+/*
+ * A TLS upstream proves its identity before any credential is even attached:
+ * a complete head waits in c->in, unhandled, until the handshake verified the
+ * upstream; then process_input() comes back to it.  Returns 1 while parked.
+ */
+static int upstream_park(struct conn *c)
+{
+	c->parked = 0;
+	if (c->uconnected || c->upstream_eof || !route_tls_upstream(conn_route(c)))
+		return 0;
+	/* the upstream's own deadline runs now (proxy_tick): not the head's */
+	c->head_deadline = 0;
+	if (c->ufd < 0 && upstream_connect(c) < 0) {
+		c->upstream_eof = 1;
+		conn_reject(c, 502, "upstream connect failed");
+		return 1;
+	}
+	if (!c->uhs_deadline)
+		c->uhs_deadline = loop_now_ms(c->px->d->loop) + PROXY_HEAD_TIMEOUT_MS;
+	c->parked = 1;
+	return 1;
+}
 
 /* Handle one complete request head: decide, inject, queue.  0 or rejected. */
 static void handle_head(struct conn *c, const struct http1_request *req, size_t headlen)
@@ -600,6 +804,8 @@ static void step_head(struct conn *c, int *more)
 			return;
 		}
 	}
+	if (upstream_park(c))
+		return;
 	handle_head(c, &req, (size_t)n);
 	*more = c->rs != RS_ERROR;
 }
@@ -693,24 +899,28 @@ static void process_input(struct conn *c)
 
 static void client_read(struct conn *c)
 {
+	size_t need = read_need(c->cssl);
+
 	for (;;) {
 		size_t space;
 		ssize_t n;
 
-		if (buf_reserve(&c->in, 1, CIN_MAX) < 0)
+		if (buf_reserve(&c->in, need, CIN_MAX + need - 1) < 0)
 			return;		/* full: the parser will decide (431 or wait) */
 		space = c->in.cap - c->in.off - c->in.len;
-		n = recv(c->cfd, c->in.data + c->in.off + c->in.len, space, 0);
+		n = side_read(c->cfd, c->cssl, &c->c_rdev, c->in.data + c->in.off + c->in.len,
+			      space);
 		if (n > 0) {
 			c->in.len += (size_t)n;
-			if ((size_t)n < space)
+			if (!c->cssl && (size_t)n < space)
 				return;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
+		/* a cut-off TLS client: no close_notify upstream on its behalf */
+		if (n < 0)
+			tls_quiet(c->ussl);
 		c->client_eof = 1;
 		return;
 	}
@@ -719,13 +929,12 @@ static void client_read(struct conn *c)
 static void flush_down(struct conn *c)
 {
 	while (c->down.len) {
-		ssize_t n = send(c->cfd, c->down.data + c->down.off, c->down.len, MSG_NOSIGNAL);
+		ssize_t n = side_write(c->cfd, c->cssl, &c->c_wrev, c->down.data + c->down.off,
+				       c->down.len);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
-		if (n <= 0) {
+		if (n < 0) {
 			conn_close(c, "client write failed");
 			return;
 		}
@@ -734,6 +943,81 @@ static void flush_down(struct conn *c)
 	/* close once everything for the client is out and nothing more can come */
 	if (c->closing || (c->upstream_eof && !c->err_status) || (c->client_eof && c->ufd < 0))
 		conn_close(c, c->err_reason ? c->err_reason : "done");
+}
+
+/* --- interception (tls: intercept) ------------------------------------------------ */
+
+/* The app's TLS was refused: alert sent by OpenSSL (when it could), audit, close. */
+static void client_tls_fail(struct conn *c, const char *reason, const char *detail)
+{
+	struct daemon *d = c->px->d;
+
+	d->m.flow_denied++;
+	audit_begin("flow.deny");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("cgroup", c->flow.cgroup_id);
+	audit_u64("pid", c->flow.pid);
+	audit_str("exe", c->exe);
+	audit_str("dst", c->dst);
+	audit_str("reason", reason);
+	audit_str("detail", detail);
+	audit_end();
+	log_debug("flow %llu: TLS from the app refused: %s%s%s", (unsigned long long)c->id,
+		  reason, detail ? ": " : "", detail ? detail : "");
+	conn_close(c, reason);
+}
+
+/* Start the interception handshake; the ClientHello is awaited under the head timeout. */
+static void client_tls_start(struct conn *c)
+{
+	c->cssl = tls_accept_new(c->route, c->cfd, &c->ta);
+	if (!c->cssl) {
+		client_tls_fail(c, "cannot set up TLS", NULL);
+		return;
+	}
+	c->chs = 1;
+	c->head_deadline = loop_now_ms(c->px->d->loop) + PROXY_HEAD_TIMEOUT_MS;
+}
+
+/*
+ * Advance the interception handshake.  The route is looked up again first (a
+ * reload may have changed it, a revoke may have come): the ClientHello callback
+ * mints a leaf only if the route still allows this connection.  1 done, 0 not
+ * yet or refused (then the connection is closed).
+ */
+static int client_handshake(struct conn *c)
+{
+	struct daemon *d = c->px->d;
+	const struct policy_route *r = conn_route(c);
+	int rc;
+
+	c->ta.route = r && r->tls == POLICY_TLS_INTERCEPT ? r : NULL;
+	c->ta.refuse = r ? "the route is no longer tls: intercept" :
+			   "no route for this destination";
+	if (c->ta.route && (d->wls[c->wi].flags & LY_WL_REVOKED)) {
+		c->ta.route = NULL;
+		c->ta.refuse = "workload revoked";
+	}
+	c->ta.ca = d->ca;
+	c->ta.now = loop_wall_s(d->loop);
+	rc = tls_handshake(c->cssl, &c->c_rdev, c->tls_why, sizeof(c->tls_why));
+	if (rc == 0)
+		return 0;
+	if (rc < 0) {
+		if (c->ta.reason)
+			client_tls_fail(c, c->ta.reason, NULL);
+		else if (!strncmp(c->tls_why, TLS_HS_FAILED ": ", strlen(TLS_HS_FAILED) + 2))
+			client_tls_fail(c, TLS_HS_FAILED, c->tls_why + strlen(TLS_HS_FAILED) + 2);
+		else
+			client_tls_fail(c, TLS_HS_FAILED, c->tls_why);
+		return 0;
+	}
+	c->chs = 0;
+	c->head_deadline = 0;
+	c->c_rdev = EPOLLIN;
+	log_debug("flow %llu: TLS intercepted as %s", (unsigned long long)c->id, c->ta.name);
+	return 1;
 }
 
 static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
@@ -747,10 +1031,19 @@ static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 		conn_close(c, "client closed");
 		return;
 	}
-	if (events & EPOLLIN)
+	if (c->chs) {
+		if (!client_handshake(c)) {
+			if (!c->dead)
+				conn_update(c);
+			return;
+		}
+		events |= EPOLLIN;	/* the first request may have come with the Finished */
+	}
+	/* c_rdev: EPOLLIN, or EPOLLOUT while a TLS read waits to write */
+	if (events & (EPOLLIN | c->c_rdev))
 		client_read(c);
 	process_input(c);
-	if (c->client_eof && c->rs == RS_HEAD && c->in.len)
+	if (c->client_eof && c->rs == RS_HEAD && c->in.len && !c->parked)
 		c->in.len = 0;	/* a partial head at EOF is dropped, never forwarded */
 	flush_down(c);
 	if (!c->dead)
@@ -763,16 +1056,23 @@ static void conn_update(struct conn *c)
 	struct loop *l = c->px->d->loop;
 	uint32_t ce = 0, ue = 0;
 
-	if (c->rs != RS_ERROR && !c->client_eof && !c->closing && c->out.len < OUT_HIGH &&
-	    c->in.len < CIN_MAX)
-		ce |= EPOLLIN;
+	/* on a plain side c_rdev/u_rdev are EPOLLIN and c_wrev/u_wrev EPOLLOUT */
+	if (c->chs)
+		ce = c->c_rdev;		/* interception handshake: only what it waits for */
+	else if (c->rs != RS_ERROR && !c->client_eof && !c->closing && c->out.len < OUT_HIGH &&
+		 c->in.len < CIN_MAX)
+		ce |= c->c_rdev;
 	if (c->down.len)
-		ce |= EPOLLOUT;
+		ce |= c->c_wrev;
 	if (c->ufd >= 0) {
-		if (c->connecting || c->out.len)
+		if (c->connecting)
 			ue |= EPOLLOUT;
-		if (!c->upstream_eof && c->down.len < DOWN_CAP)
-			ue |= EPOLLIN;
+		else if (c->uhs)
+			ue |= c->u_rdev;	/* the credential waits in out: no EPOLLOUT */
+		else if (c->out.len)
+			ue |= c->u_wrev;
+		if (!c->uhs && !c->upstream_eof && c->down.len < DOWN_CAP)
+			ue |= c->u_rdev;
 		loop_mod(l, &c->uio, ue);
 	}
 	loop_mod(l, &c->cio, ce);
@@ -868,6 +1168,8 @@ static void conn_open(struct proxy *px, int fd, const struct ly_flow *f)
 	c->px = px;
 	c->cfd = fd;
 	c->ufd = -1;
+	c->c_rdev = c->u_rdev = EPOLLIN;
+	c->c_wrev = c->u_wrev = EPOLLOUT;
 	c->cio.fd = c->uio.fd = -1;
 	c->flow = *f;
 	c->wl_id = f->workload_id;
@@ -908,6 +1210,8 @@ static void conn_open(struct proxy *px, int fd, const struct ly_flow *f)
 	audit_str("dst", c->dst);
 	audit_str("route", c->route ? c->route->to : NULL);
 	audit_end();
+	if (c->route && c->route->tls == POLICY_TLS_INTERCEPT)
+		client_tls_start(c);
 }
 
 static void accept_one(struct proxy *px, int fd)
@@ -969,6 +1273,10 @@ static void conn_close(struct conn *c, const char *reason)
 	c->dead = 1;
 	loop_del(d->loop, &c->cio);
 	loop_del(d->loop, &c->uio);
+	/* close_notify where the stream ended cleanly (tls_quiet() marked the others) */
+	tls_free(c->cssl);
+	tls_free(c->ussl);
+	c->cssl = c->ussl = NULL;
 	close(c->cfd);
 	if (c->ufd >= 0)
 		close(c->ufd);
@@ -1016,7 +1324,16 @@ void proxy_tick(struct proxy *px)
 
 	for (struct conn *c = px->live.next, *next; c != &px->live; c = next) {
 		next = c->next;
-		if (c->head_deadline && now >= c->head_deadline && c->rs == RS_HEAD) {
+		if (c->chs && now >= c->head_deadline) {
+			client_tls_fail(c, "TLS handshake timed out", NULL);
+		} else if (c->uhs_deadline && now >= c->uhs_deadline && (c->uhs || c->connecting)) {
+			snprintf(c->tls_why, sizeof(c->tls_why), "upstream %s timed out",
+				 c->uhs ? "TLS handshake" : "connect");
+			upstream_tls_fail(c);
+			flush_down(c);
+			if (!c->dead)
+				conn_update(c);
+		} else if (c->head_deadline && now >= c->head_deadline && c->rs == RS_HEAD) {
 			conn_reject(c, 408, "request head not complete in time");
 			flush_up(c);
 			flush_down(c);

@@ -168,6 +168,62 @@ Test(policy, fills_defaults_for_a_minimal_policy)
 	cr_expect_str_eq(r->header_name, "Authorization");
 	cr_expect_str_eq(r->header_prefix, "Bearer ");
 	cr_expect_str_eq(r->header_suffix, "");
+	cr_expect_eq(r->tls, POLICY_TLS_NONE, "plain HTTP unless tls: says otherwise");
+	cr_expect_eq(r->upstream_port, 0);
+	cr_expect_null(r->ca_file);
+	cr_expect_null(r->server_name);
+	cr_expect_null(r->tls_ctx);
+	cr_expect_null(p->ca_cert);
+	cr_expect_null(p->ca_key);
+	policy_free(p);
+}
+
+/* --- TLS routes ------------------------------------------------------------------- */
+
+static const char tls_yaml[] =
+	"trust_domain: example.org\n"
+	"ca: { cert: /etc/lanyard/corp-ca.crt, key: /etc/lanyard/corp-ca.key }\n"
+	"workloads:\n"
+	"  - name: billing\n"
+	"    match: { cgroup: /b }\n"
+	"    routes:\n"
+	"      - to: api.example.org:443\n"
+	"        tls: intercept\n"
+	"        credential: { type: jwt, audience: a }\n"
+	"      - to: API.example.org:80\n"
+	"        tls: originate\n"
+	"        upstream: { port: 8443 }\n"
+	"        ca_file: /etc/lanyard/api-ca.pem\n"
+	"        server_name: Api.Example.ORG\n"
+	"        credential: { type: jwt, audience: a }\n"
+	"      - to: 10.0.0.0/8:443\n"
+	"        tls: intercept\n"
+	"        server_name: Internal.Example.org\n"
+	"        credential: { type: jwt, audience: a }\n";
+
+Test(policy, parses_tls_routes_and_an_imported_ca)
+{
+	struct policy *p = parse_ok(tls_yaml);
+	const struct policy_route *r;
+
+	cr_expect_str_eq(p->ca_cert, "/etc/lanyard/corp-ca.crt");
+	cr_expect_str_eq(p->ca_key, "/etc/lanyard/corp-ca.key");
+	cr_assert_eq(p->workloads[0].nroutes, 3);
+	r = &p->workloads[0].routes[0];
+	cr_expect_eq(r->tls, POLICY_TLS_INTERCEPT);
+	cr_expect_eq(r->upstream_port, 0, "the port the app dialled");
+	cr_expect_null(r->ca_file, "system roots");
+	cr_expect_null(r->server_name, "a host name route proves its own name");
+	r = &p->workloads[0].routes[1];
+	cr_expect_eq(r->tls, POLICY_TLS_ORIGINATE);
+	cr_expect_eq(r->port, 80);
+	cr_expect_eq(r->upstream_port, 8443);
+	cr_expect_str_eq(r->ca_file, "/etc/lanyard/api-ca.pem");
+	cr_expect_str_eq(r->server_name, "api.example.org", "names are lowercased");
+	r = &p->workloads[0].routes[2];
+	cr_expect_eq(r->kind, POLICY_DEST_CIDR);
+	cr_expect_eq(r->tls, POLICY_TLS_INTERCEPT);
+	cr_expect_str_eq(r->server_name, "internal.example.org");
 	policy_free(p);
 }
 
@@ -498,9 +554,10 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 		  "duplicate key \"trust_domain\" in policy (first at line 1, column 1)" },
 		{ "trust_domain: a\ntrsut: b\n", 2, 1,
 		  "unknown key \"trsut\" in policy (expected: trust_domain, listen, admin, "
-		  "state_dir, audit, control_socket, workloads)" },
+		  "state_dir, audit, control_socket, ca, workloads)" },
 		{ HEAD WL RT CRED("") "        rotes: x\n", 8, 9,
-		  "unknown key \"rotes\" in route (expected: to, credential, header)" },
+		  "unknown key \"rotes\" in route (expected: to, credential, header, tls, "
+		  "upstream, ca_file, server_name)" },
 		{ "trust_domain: a\n? [x]\n: y\n", 2, 3, "keys in policy must be strings" },
 		{ "trust_domain: a\nlisten: [1]\n", 2, 9,
 		  "listen: expected a mapping, got a list" },
@@ -626,7 +683,72 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 	return cr_make_param_array(struct bad_case, p, ARRAY_SIZE(cases));
 }
 
-ParameterizedTest(struct bad_case *c, policy, rejects_malformed_policies)
+/* The TLS keys: same table shape, its own list so that each case says what it checks. */
+#define TLS(k)		"        " k "\n"
+ParameterizedTestParameters(policy, rejects_malformed_tls_settings)
+{
+	static struct bad_case cases[] = {
+		/* MALFORMED: tls */
+		{ HEAD WL RT CRED("") TLS("tls: passthrough"), 8, 14,
+		  "workloads[0].routes[0].tls: \"passthrough\" is not supported yet (supported: "
+		  "intercept, originate)" },
+		{ HEAD WL RT CRED("") TLS("tls: Intercept"), 8, 14,
+		  "\"Intercept\" is not a TLS mode (intercept, originate)" },
+		{ HEAD WL RT CRED("") TLS("tls: [intercept]"), 8, 14,
+		  "tls: expected a string, got a list" },
+		{ HEAD WL RT CRED("") TLS("tls:"), 8, 13, "tls: value is missing" },
+		/* MALFORMED: upstream */
+		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("upstream: { port: 0 }"), 9, 27,
+		  "routes[0].upstream.port: \"0\": the port is out of range 1..65535" },
+		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("upstream: { port: https }"), 9, 27,
+		  "the port is not a number" },
+		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("upstream: {}"), 9, 19,
+		  "routes[0].upstream: missing required key \"port\" in upstream" },
+		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("upstream: { host: x }"), 9, 21,
+		  "unknown key \"host\" in upstream (expected: port)" },
+		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("upstream: 8443"), 9, 19,
+		  "upstream: expected a mapping, got a scalar" },
+		/* MALFORMED: ca_file, server_name */
+		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("ca_file: ca.pem"), 9, 18,
+		  "routes[0].ca_file: \"ca.pem\" is not an absolute path" },
+		{ HEAD WL RT CRED("") TLS("tls: intercept") TLS("server_name: 10.0.0.1"), 9, 22,
+		  "routes[0].server_name: \"10.0.0.1\": the host name's last label is all digits" },
+		{ HEAD WL RT CRED("") TLS("tls: intercept") TLS("server_name: a_b.example"), 9, 22,
+		  "may contain only letters, digits" },
+		{ HEAD WL RT CRED("") TLS("tls: intercept") TLS("server_name: \"*.example.org\""),
+		  9, 22, "may contain only letters, digits" },
+		{ ONE_ROUTE("api.example.org:443") TLS("tls: intercept")
+		  TLS("server_name: other.example.org"), 9, 22,
+		  "routes[0].server_name: \"other.example.org\" differs from the route's host name "
+		  "\"api.example.org\"" },
+		/* AMBIGUOUS: TLS settings on a plain route would be silently ignored */
+		{ HEAD WL RT CRED("") TLS("upstream: { port: 8443 }"), 8, 19,
+		  "routes[0].upstream: upstream is only used with tls: intercept or originate" },
+		{ HEAD WL RT CRED("") TLS("ca_file: /etc/ca.pem"), 8, 18,
+		  "routes[0].ca_file: ca_file is only used with tls: intercept or originate" },
+		{ HEAD WL RT CRED("") TLS("server_name: api.example.org"), 8, 22,
+		  "server_name is only used with tls: intercept or originate" },
+		/* MALFORMED: ca */
+		{ HEAD "ca: { cert: /etc/ca.crt }\n", 2, 5,
+		  "ca: missing required key \"key\" in ca" },
+		{ HEAD "ca: { cert: ca.crt, key: /etc/ca.key }\n", 2, 13,
+		  "ca.cert: \"ca.crt\" is not an absolute path" },
+		{ HEAD "ca: { cert: /a, key: /b, pass: x }\n", 2, 26,
+		  "unknown key \"pass\" in ca (expected: cert, key)" },
+		{ HEAD "ca: /etc/ca.crt\n", 2, 5, "ca: expected a mapping, got a scalar" },
+	};
+	struct bad_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].yaml = cr_strdup(cases[i].yaml);
+		p[i].msg = cr_strdup(cases[i].msg);
+	}
+	return cr_make_param_array(struct bad_case, p, ARRAY_SIZE(cases));
+}
+
+static void expect_refused(const struct bad_case *c)
 {
 	char err[POLICY_ERR_LEN] = "", where[32];
 	struct policy *p = parse_guarded(c->yaml, err);
@@ -638,6 +760,16 @@ ParameterizedTest(struct bad_case *c, policy, rejects_malformed_policies)
 	cr_expect(strstr(err, c->msg), "want \"%s\" in: %s", c->msg, err);
 	for (const char *s = err; *s; s++)
 		cr_expect(*s >= 0x20 && *s < 0x7f, "unprintable byte in: %s", err);
+}
+
+ParameterizedTest(struct bad_case *c, policy, rejects_malformed_tls_settings)
+{
+	expect_refused(c);
+}
+
+ParameterizedTest(struct bad_case *c, policy, rejects_malformed_policies)
+{
+	expect_refused(c);
 }
 
 Test(policy, refuses_a_policy_larger_than_1mib)
@@ -705,6 +837,20 @@ Test(policy, free_releases_route_credentials_through_the_hook)
 	p->workloads[0].routes[0].cred = &token;
 	policy_free(p);
 	cr_expect_eq(hook_calls, 1);
+}
+
+Test(policy, free_releases_route_tls_contexts_through_their_hook)
+{
+	struct policy *p = parse_ok(ONE_ROUTE("10.0.0.1:80") ROUTE("10.0.0.2:80"));
+	int ctx = 0;
+
+	hook_calls = 0;
+	p->workloads[0].routes[0].tls_ctx = &ctx;
+	policy_tls_free_hook = count_hook;
+	policy_free(p);
+	policy_tls_free_hook = NULL;
+	cr_expect_eq(hook_calls, 1, "the hook runs once per route that holds TLS contexts");
+	cr_expect_eq(hook_last, &ctx);
 }
 
 /* --- files ------------------------------------------------------------------------------ */

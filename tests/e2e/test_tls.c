@@ -1,0 +1,665 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * lanyardd end to end with TLS routes: interception (curl, python3 ssl, wget/GnuTLS through
+ * the local CA), origination, upstreams that cannot prove their name, and bad TLS input.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include "lib/lanyard.h"
+#include "lib/tlsfix.h"
+
+TestSuite(tls, H_FIXTURES, .timeout = 60);
+
+static const char *const local_names[] = { "localhost", "127.0.0.1", "::1", NULL };
+
+enum cert_kind { CERT_GOOD, CERT_EXPIRED, CERT_SELF_SIGNED, CERT_WRONG_NAME };
+
+/*
+ * The world of these tests: ly-upstream speaking TLS with a certificate from a test CA
+ * (the route's ca_file), cgroup "app", and lanyardd with one TLS route for it.
+ */
+struct world {
+	struct ly_daemon d;
+	struct tlsfix_ca *ca;	/* the upstream's CA */
+	const char *cg;
+	int up_port;		/* the TLS upstream */
+	int app_port;		/* what the app dials: up_port, or a plain port (originate) */
+	const char *up_log, *up_raw, *lanyard_ca;
+};
+
+/* --- helpers ------------------------------------------------------------------------------ */
+
+/*
+ * Start ly-upstream "up" in TLS mode with a certificate of @kind, answering @body (NULL:
+ * "ok\n"); sets w->ca, w->up_port.
+ */
+static void upstream_start_body(struct world *w, enum cert_kind kind, const char *body)
+{
+	char *cert = NULL, *key = NULL;
+	int rc = -1;
+
+	w->ca = tlsfix_ca_new("upstream test root");
+	cr_assert(w->ca);
+	switch (kind) {
+	case CERT_GOOD:
+		rc = tlsfix_server_cert(w->ca, local_names, &cert, &key);
+		break;
+	case CERT_EXPIRED:
+		rc = tlsfix_expired_cert(w->ca, local_names, &cert, &key);
+		break;
+	case CERT_SELF_SIGNED:
+		rc = tlsfix_self_signed(local_names, &cert, &key);
+		break;
+	case CERT_WRONG_NAME:
+		rc = tlsfix_wrong_name_cert(w->ca, &cert, &key);
+		break;
+	}
+	cr_assert_eq(rc, 0, "certificate fixture");
+	w->up_port = h_free_port();
+	if (body) {
+		const char *extra[] = { "--tls-cert", cert, "--tls-key", key, "--body", body,
+					NULL };
+
+		cr_assert_gt(h_upstream_args("up", w->up_port, extra), 0, "ly-upstream");
+	} else {
+		cr_assert_gt(h_tls_upstream("up", w->up_port, cert, key, NULL), 0, "ly-upstream");
+	}
+	w->up_log = h_path("up.jsonl");
+	w->up_raw = h_path("up.raw");
+}
+
+static void upstream_start(struct world *w, enum cert_kind kind)
+{
+	upstream_start_body(w, kind, NULL);
+}
+
+/* A route with tls: @mode and @extra keys (8-space indented lines, may be ""). */
+static char *tls_route(const char *to, const char *mode, const char *ca_file, const char *extra)
+{
+	return h_strf("%s        tls: %s\n        ca_file: %s\n%s",
+		      ly_yaml_route(to, LY_AUD, "5m", NULL), mode, ca_file, extra);
+}
+
+/*
+ * Upstream with a @kind certificate; route localhost:<port> with tls: @mode (originate: the
+ * app dials a plain port, upstream: { port } names the TLS one) and the test CA as ca_file.
+ */
+static void world_start(struct world *w, const char *mode, enum cert_kind kind)
+{
+	char *extra = "";
+
+	memset(w, 0, sizeof(*w));
+	h_require_root_bpf();
+	upstream_start(w, kind);
+	w->app_port = w->up_port;
+	if (!strcmp(mode, "originate")) {
+		w->app_port = h_free_port();
+		extra = h_strf("        upstream: { port: %d }\n", w->up_port);
+	}
+	w->cg = h_cgroup_create("app");
+	cr_assert(w->cg);
+	ly_start(&w->d, ly_yaml_workload("app", w->cg,
+					 tls_route(h_strf("localhost:%d", w->app_port), mode,
+						   tlsfix_ca_cert_path(w->ca), extra)));
+	w->lanyard_ca = h_strf("%s/ca.crt", w->d.state_dir);
+}
+
+static const char *https(const struct world *w, const char *path)
+{
+	return h_strf("https://localhost:%d%s", w->app_port, path);
+}
+
+/* The upstream's record of @target with a credential that verifies; asserts.  New ref. */
+static json_t *verified_request(const struct world *w, const char *target, json_t **claims)
+{
+	json_t *req = h_jsonl_wait(w->up_log, "target", target, 5000);
+	const char *tok;
+
+	cr_assert(req, "the upstream never received %s", target);
+	tok = ly_req_token(req, "Authorization", "Bearer ");
+	cr_assert(tok, "%s: no single Authorization: Bearer upstream", target);
+	*claims = ly_verify(&w->d, tok, LY_AUD);
+	cr_assert(*claims, "%s: the credential did not verify", target);
+	cr_expect_str_eq(json_string_value(json_object_get(*claims, "sub")), LY_SUB("app"));
+	return req;
+}
+
+static const char *tls_member(const json_t *req, const char *name)
+{
+	return json_string_value(json_object_get(json_object_get(req, "tls"), name));
+}
+
+/* Wait for a flow.deny whose reason contains @needle; asserts.  New reference. */
+static json_t *wait_deny(const struct world *w, const char *needle)
+{
+	for (int i = 0; i < 100; i++) {
+		json_t *all = ly_jsonl_all(w->d.audit, "event", "flow.deny"), *ev;
+		size_t k;
+
+		json_array_foreach(all, k, ev) {
+			const char *r = json_string_value(json_object_get(ev, "reason"));
+
+			if (r && strstr(r, needle)) {
+				json_incref(ev);
+				json_decref(all);
+				return ev;
+			}
+		}
+		json_decref(all);
+		usleep(50 * 1000);
+	}
+	cr_assert_fail("no flow.deny with \"%s\" in %s", needle, w->d.audit);
+	return NULL;
+}
+
+/* Nothing at all reached the upstream's HTTP layer. */
+static void expect_upstream_got_nothing(const struct world *w)
+{
+	cr_expect_eq(h_file_size(w->up_raw), 0, "the upstream received request bytes");
+	cr_expect_eq(h_jsonl_count(w->up_log, NULL, NULL), 0, "the upstream logged a request");
+	cr_expect_eq(h_jsonl_count(w->d.audit, "event", "credential.use"), 0,
+		     "a credential was used");
+}
+
+/* --- interception ------------------------------------------------------------------------ */
+
+Test(tls, intercept_gives_curl_a_local_ca_leaf_and_the_upstream_a_verified_jwt)
+{
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	/* -i: the response head too, to show the credential never comes back */
+	cr_assert_eq(ly_curl(w.cg, &out, "-i", "--cacert", w.lanyard_ca, https(&w, "/hello"),
+			     NULL), 0, "curl: %s", out);
+	cr_expect(strstr(out, "\r\n\r\nok\n"), "curl got: %s", out);
+	req = verified_request(&w, "/hello", &claims);
+	cr_expect(!strstr(out, ly_req_token(req, "Authorization", "Bearer ")),
+		  "the app saw its credential");
+	/* lanyardd's own TLS upstream: SNI = the route's host, ALPN http/1.1 */
+	cr_expect_str_eq(tls_member(req, "sni"), "localhost");
+	cr_expect_str_eq(tls_member(req, "alpn"), "http/1.1");
+	cr_expect_str_eq(h_json_header(req, "host"), h_strf("localhost:%d", w.app_port));
+	free(out);
+	json_decref(claims);
+	json_decref(req);
+
+	/* TLS 1.2 without ALPN is served as well (HTTP/1.1 is then assumed) */
+	cr_assert_eq(ly_curl(w.cg, &out, "--tls-max", "1.2", "--no-alpn", "--cacert",
+			     w.lanyard_ca, https(&w, "/v12"), NULL), 0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	req = verified_request(&w, "/v12", &claims);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/* Bodies larger than every buffer on the way, both ways, through two TLS hops. */
+Test(tls, intercept_streams_big_bodies_both_ways)
+{
+	size_t up_size = 3 * 1024 * 1024, down_size = 120 * 1000;
+	char *data = malloc(up_size + 1), *down = malloc(down_size + 1), *out;
+	json_t *req, *claims;
+	struct world w;
+
+	cr_assert(data && down);
+	for (size_t i = 0; i < up_size; i++)
+		data[i] = (char)('a' + (i * 7919 + i / 4096) % 26);
+	data[up_size] = '\0';
+	for (size_t i = 0; i < down_size; i++)
+		down[i] = (char)('A' + (i * 31) % 26);
+	down[down_size] = '\0';
+	cr_assert_eq(h_write_file(h_path("big.bin"), data, 0600), 0);
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	upstream_start_body(&w, CERT_GOOD, down);
+	w.app_port = w.up_port;
+	w.cg = h_cgroup_create("app");
+	ly_start(&w.d, ly_yaml_workload("app", w.cg,
+					tls_route(h_strf("localhost:%d", w.up_port), "intercept",
+						  tlsfix_ca_cert_path(w.ca), "")));
+	w.lanyard_ca = h_strf("%s/ca.crt", w.d.state_dir);
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", w.lanyard_ca, "--data-binary",
+			     h_strf("@%s", h_path("big.bin")), "-H", "Expect:",
+			     https(&w, "/big"), NULL), 0, "curl failed");
+	cr_expect_eq(strlen(out), down_size, "response of %zu bytes", strlen(out));
+	cr_expect(!strcmp(out, down), "the response was altered");
+	req = verified_request(&w, "/big", &claims);
+	cr_expect_eq(json_integer_value(json_object_get(req, "body_len")), (json_int_t)up_size);
+	json_decref(claims);
+	json_decref(req);
+	free(out);
+	free(data);
+	free(down);
+	tlsfix_ca_free(w.ca);
+}
+
+/* python3's ssl module (OpenSSL, its own defaults) and wget (GnuTLS) through interception */
+static const char py_client[] =
+	"import http.client, ssl, sys\n"
+	"ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+	"c = http.client.HTTPSConnection('localhost', int(sys.argv[2]), context=ctx)\n"
+	"c.request('GET', '/py')\n"
+	"r = c.getresponse()\n"
+	"print(r.status, r.read().decode().strip())\n";
+
+Test(tls, intercept_serves_python_ssl_and_gnutls_wget)
+{
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	cr_assert_eq(h_runl(w.cg, 15000, &out, LY_PYTHON, "-c", py_client, w.lanyard_ca,
+			    h_strf("%d", w.app_port), NULL), 0, "python3: %s", out);
+	cr_expect_str_eq(out, "200 ok\n");
+	free(out);
+	req = verified_request(&w, "/py", &claims);
+	json_decref(claims);
+	json_decref(req);
+
+	cr_assert_eq(h_runl(w.cg, 15000, &out, "wget", "-q", "-O", "-", "--no-proxy",
+			    h_strf("--ca-certificate=%s", w.lanyard_ca), https(&w, "/wget"), NULL),
+		     0, "wget: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	req = verified_request(&w, "/wget", &claims);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * A client that sends its request and then closes its side of TCP (no close_notify): the
+ * head waits for the upstream's handshake, and the answer still comes back over TLS.
+ */
+static const char py_half_close[] =
+	"import socket, ssl, sys\n"
+	"ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+	"s = ctx.wrap_socket(socket.create_connection(('localhost', int(sys.argv[2]))),\n"
+	"                    server_hostname='localhost')\n"
+	"s.sendall(b'GET /half HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')\n"
+	"socket.socket.shutdown(s, socket.SHUT_WR)\n"
+	"data = b''\n"
+	"try:\n"
+	"    while True:\n"
+	"        b = s.recv(4096)\n"
+	"        if not b: break\n"
+	"        data += b\n"
+	"except ssl.SSLError as e:\n"
+	"    pass\n"
+	"print(data.split(b'\\r\\n')[0].decode())\n";
+
+Test(tls, intercept_answers_a_client_that_half_closes_after_its_request)
+{
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	cr_assert_eq(h_runl(w.cg, 15000, &out, LY_PYTHON, "-c", py_half_close, w.lanyard_ca,
+			    h_strf("%d", w.app_port), NULL), 0, "python3: %s", out);
+	cr_expect_str_eq(out, "HTTP/1.1 200 OK\n");
+	free(out);
+	req = verified_request(&w, "/half", &claims);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/* An h2-only client is refused in the handshake (no_application_protocol), not served h2. */
+static const char py_h2_only[] =
+	"import socket, ssl, sys\n"
+	"ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+	"ctx.set_alpn_protocols(['h2'])\n"
+	"s = socket.create_connection(('localhost', int(sys.argv[2])))\n"
+	"try:\n"
+	"    ctx.wrap_socket(s, server_hostname='localhost')\n"
+	"    print('handshake ok')\n"
+	"except ssl.SSLError as e:\n"
+	"    print('refused', e.reason)\n";
+
+Test(tls, intercept_refuses_an_h2_only_client)
+{
+	struct world w;
+	json_t *ev;
+	char *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	cr_assert_eq(h_runl(w.cg, 15000, &out, LY_PYTHON, "-c", py_h2_only, w.lanyard_ca,
+			    h_strf("%d", w.app_port), NULL), 0, "python3: %s", out);
+	cr_expect(strstr(out, "refused"), "python3: %s", out);
+	free(out);
+	ev = wait_deny(&w, "no ALPN protocol");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "workload")), "app");
+	json_decref(ev);
+	expect_upstream_got_nothing(&w);
+	tlsfix_ca_free(w.ca);
+}
+
+/* --- origination --------------------------------------------------------------------------- */
+
+Test(tls, originate_speaks_verified_tls_upstream_for_a_plain_http_app)
+{
+	const char *local, *suffix;
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	world_start(&w, "originate", CERT_GOOD);
+	cr_assert_eq(ly_curl(w.cg, &out, h_strf("http://localhost:%d/orig", w.app_port), NULL), 0,
+		     "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	req = verified_request(&w, "/orig", &claims);
+	cr_expect_str_eq(tls_member(req, "sni"), "localhost");
+	local = json_string_value(json_object_get(req, "local"));
+	suffix = h_strf(":%d", w.up_port);
+	cr_expect(local && strlen(local) > strlen(suffix) &&
+		  !strcmp(local + strlen(local) - strlen(suffix), suffix),
+		  "lanyardd did not dial upstream.port: %s", local);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/* --- upstreams that cannot prove their name ------------------------------------------------ */
+
+struct bad_upstream {
+	enum cert_kind kind;
+	int intercept;
+	const char *reason;	/* in the 502 body and the flow.deny */
+};
+
+ParameterizedTestParameters(tls, refuses_an_upstream_that_cannot_prove_its_name)
+{
+	static struct bad_upstream cases[] = {
+		{ CERT_EXPIRED, 0, "certificate verify failed: certificate has expired" },
+		{ CERT_SELF_SIGNED, 0, "certificate verify failed: self-signed certificate" },
+		{ CERT_WRONG_NAME, 0, "certificate verify failed: hostname mismatch" },
+		{ CERT_WRONG_NAME, 1, "certificate verify failed: hostname mismatch" },
+	};
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+	struct bad_upstream *p = cr_malloc(sizeof(cases));
+
+	cr_assert(p);
+	for (size_t i = 0; i < n; i++) {
+		p[i] = cases[i];
+		p[i].reason = strcpy(cr_malloc(strlen(cases[i].reason) + 1), cases[i].reason);
+	}
+	return cr_make_param_array(struct bad_upstream, p, n);
+}
+
+ParameterizedTest(struct bad_upstream *c, tls, refuses_an_upstream_that_cannot_prove_its_name)
+{
+	struct world w;
+	json_t *ev;
+	char *out;
+
+	world_start(&w, c->intercept ? "intercept" : "originate", c->kind);
+	if (c->intercept)
+		cr_assert_eq(ly_curl(w.cg, &out, "-i", "--cacert", w.lanyard_ca,
+				     https(&w, "/bad"), NULL), 0, "curl: %s", out);
+	else
+		cr_assert_eq(ly_curl(w.cg, &out, "-i",
+				     h_strf("http://localhost:%d/bad", w.app_port), NULL), 0,
+			     "curl: %s", out);
+	cr_expect_eq(ly_status_of(out), 502, "curl got: %s", out);
+	cr_expect(strstr(out, c->reason), "want \"%s\" in: %s", c->reason, out);
+	free(out);
+	ev = wait_deny(&w, c->reason);
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "workload")), "app");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "server_name")), "localhost");
+	cr_expect(json_string_value(json_object_get(ev, "upstream")));
+	json_decref(ev);
+	expect_upstream_got_nothing(&w);
+	cr_expect_geq(ly_metric(&w.d, "upstream_failed"), 1);
+	tlsfix_ca_free(w.ca);
+}
+
+/* --- bad input from the app ----------------------------------------------------------------- */
+
+Test(tls, garbage_instead_of_a_client_hello_is_refused_and_others_are_served)
+{
+	static const char garbage[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	struct world w;
+	size_t len = 0;
+	json_t *ev;
+	char *resp, *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	cr_assert_eq(ly_raw(w.cg, "127.0.0.1", w.app_port, garbage, strlen(garbage), 5, &resp,
+			    &len), 0);
+	cr_expect(len == 0 || strncmp(resp, "HTTP/", 5), "plain HTTP came back: %s", resp);
+	free(resp);
+	ev = wait_deny(&w, "TLS handshake failed");
+	cr_expect(json_string_value(json_object_get(ev, "detail")), "no detail");
+	json_decref(ev);
+	cr_expect_geq(ly_metric(&w.d, "flow_denied"), 1);
+	expect_upstream_got_nothing(&w);
+	/* and the next app is served */
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", w.lanyard_ca, https(&w, "/after"), NULL), 0,
+		     "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, a_client_hello_without_sni_is_refused)
+{
+	struct world w;
+	json_t *ev;
+	char *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	/* an IP literal in the URL: curl sends no SNI (RFC 6066 3) */
+	cr_expect_neq(ly_curl(w.cg, &out, "--cacert", w.lanyard_ca,
+			      h_strf("https://127.0.0.1:%d/nosni", w.app_port), NULL), 0,
+		      "curl was served: %s", out);
+	free(out);
+	ev = wait_deny(&w, "no SNI");
+	json_decref(ev);
+	expect_upstream_got_nothing(&w);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * An IP route with server_name: a client without SNI is served as that name, and the upstream
+ * is verified against it (python3 with check_hostname off sends no SNI for an address).
+ */
+static const char py_no_sni[] =
+	"import socket, ssl, sys\n"
+	"ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+	"ctx.check_hostname = False\n"
+	"s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[2]))))\n"
+	"san = s.getpeercert()['subjectAltName']\n"
+	"s.sendall(b'GET /ipsni HTTP/1.1\\r\\nHost: localhost\\r\\n'\n"
+	"          b'Connection: close\\r\\n\\r\\n')\n"
+	"data = b''\n"
+	"while True:\n"
+	"    b = s.recv(4096)\n"
+	"    if not b: break\n"
+	"    data += b\n"
+	"print(san, data.split(b'\\r\\n')[0].decode())\n";
+
+Test(tls, an_ip_route_with_server_name_serves_a_client_without_sni)
+{
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	upstream_start(&w, CERT_GOOD);
+	w.app_port = w.up_port;
+	w.cg = h_cgroup_create("app");
+	ly_start(&w.d, ly_yaml_workload("app", w.cg,
+					tls_route(h_strf("127.0.0.1:%d", w.up_port), "intercept",
+						  tlsfix_ca_cert_path(w.ca),
+						  "        server_name: localhost\n")));
+	w.lanyard_ca = h_strf("%s/ca.crt", w.d.state_dir);
+	cr_assert_eq(h_runl(w.cg, 15000, &out, LY_PYTHON, "-c", py_no_sni, w.lanyard_ca,
+			    h_strf("%d", w.up_port), NULL), 0, "python3: %s", out);
+	cr_expect_str_eq(out, "(('DNS', 'localhost'),) HTTP/1.1 200 OK\n");
+	free(out);
+	req = verified_request(&w, "/ipsni", &claims);
+	cr_expect_str_eq(tls_member(req, "sni"), "localhost");
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * An IP route without server_name serves the name the app asks for, and the upstream must
+ * prove that same name: a name it cannot prove gets a 502, and no credential leaves.
+ */
+Test(tls, an_ip_route_verifies_the_upstream_against_the_apps_sni)
+{
+	json_t *req, *claims, *ev;
+	struct world w;
+	char *out;
+
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	upstream_start(&w, CERT_GOOD);
+	w.app_port = w.up_port;
+	w.cg = h_cgroup_create("app");
+	ly_start(&w.d, ly_yaml_workload("app", w.cg,
+					tls_route(h_strf("127.0.0.0/8:%d", w.up_port), "intercept",
+						  tlsfix_ca_cert_path(w.ca), "")));
+	w.lanyard_ca = h_strf("%s/ca.crt", w.d.state_dir);
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", w.lanyard_ca, "--resolve",
+			     h_strf("localhost:%d:127.0.0.1", w.up_port), https(&w, "/named"),
+			     NULL), 0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	req = verified_request(&w, "/named", &claims);
+	cr_expect_str_eq(tls_member(req, "sni"), "localhost");
+	json_decref(claims);
+	json_decref(req);
+
+	cr_assert_eq(ly_curl(w.cg, &out, "-i", "--cacert", w.lanyard_ca, "--resolve",
+			     h_strf("unproven.test:%d:127.0.0.1", w.up_port),
+			     h_strf("https://unproven.test:%d/unproven", w.up_port), NULL),
+		     0, "curl: %s", out);
+	cr_expect_eq(ly_status_of(out), 502, "curl got: %s", out);
+	free(out);
+	ev = wait_deny(&w, "hostname mismatch");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "server_name")), "unproven.test");
+	json_decref(ev);
+	cr_expect_eq(h_jsonl_count(w.up_log, NULL, NULL), 1, "/unproven reached the upstream");
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, another_workloads_name_in_the_sni_gets_nothing)
+{
+	struct world w;
+	json_t *ev;
+	char *out, *routes_b;
+
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	upstream_start(&w, CERT_GOOD);
+	w.app_port = w.up_port;
+	w.cg = h_cgroup_create("app");
+	/* "other" may reach other.test (its own address); "app" may reach localhost only */
+	routes_b = tls_route(h_strf("127.0.0.2:%d", w.up_port), "intercept",
+			     tlsfix_ca_cert_path(w.ca), "        server_name: other.test\n");
+	ly_start(&w.d, h_strf("%s%s",
+			      ly_yaml_workload("app", w.cg,
+					       tls_route(h_strf("localhost:%d", w.up_port),
+							 "intercept", tlsfix_ca_cert_path(w.ca),
+							 "")),
+			      ly_yaml_workload("other", h_cgroup_create("other"), routes_b)));
+	w.lanyard_ca = h_strf("%s/ca.crt", w.d.state_dir);
+	cr_expect_neq(ly_curl(w.cg, &out, "--cacert", w.lanyard_ca, "--resolve",
+			      h_strf("other.test:%d:127.0.0.1", w.up_port),
+			      h_strf("https://other.test:%d/steal", w.up_port), NULL), 0,
+		      "curl was served: %s", out);
+	free(out);
+	ev = wait_deny(&w, "the SNI does not match the route");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "workload")), "app");
+	json_decref(ev);
+	expect_upstream_got_nothing(&w);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, a_client_stalling_mid_handshake_is_cut_off_while_others_are_served)
+{
+	/* a TLS record header announcing 528 bytes of ClientHello that never come */
+	static const char partial[] = "\x16\x03\x01\x02\x10";
+	struct world w;
+	json_t *ev;
+	char *out;
+	pid_t raw;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	cr_assert_eq(h_write_file(h_path("stall.in"), partial, 0600), 0);
+	raw = ly_client_spawn("stall", w.cg, "raw.py", "--host", "127.0.0.1", "--port",
+			      h_strf("%d", w.app_port), "--send", h_path("stall.in"), "--out",
+			      h_path("stall.out"), "--timeout", "20", NULL);
+	cr_assert_gt(raw, 0);
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", w.lanyard_ca, https(&w, "/meanwhile"), NULL),
+		     0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	/* the handshake has the head timeout: 10 s */
+	cr_expect_eq(h_wait_exit(raw, 14000), 0, "raw.py was not cut off");
+	ev = wait_deny(&w, "TLS handshake timed out");
+	json_decref(ev);
+	cr_expect_eq(h_jsonl_count(w.up_log, NULL, NULL), 1, "only /meanwhile went upstream");
+	tlsfix_ca_free(w.ca);
+}
+
+/* --- reload ---------------------------------------------------------------------------------- */
+
+Test(tls, reload_reads_the_ca_file_again)
+{
+	struct tlsfix_ca *other;
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	upstream_start(&w, CERT_GOOD);
+	w.app_port = w.up_port;
+	w.cg = h_cgroup_create("app");
+	/* first the wrong anchors: the upstream cannot prove its name */
+	other = tlsfix_ca_new("another root");
+	cr_assert(other);
+	ly_start(&w.d, ly_yaml_workload("app", w.cg,
+					tls_route(h_strf("localhost:%d", w.up_port), "originate",
+						  tlsfix_ca_cert_path(other), "")));
+	cr_assert_eq(ly_curl(w.cg, &out, "-i", h_strf("http://localhost:%d/before", w.up_port),
+			     NULL), 0, "curl: %s", out);
+	cr_expect_eq(ly_status_of(out), 502, "curl got: %s", out);
+	cr_expect(strstr(out, "unable to get local issuer certificate"), "curl got: %s", out);
+	free(out);
+
+	ly_write_policy(&w.d, ly_yaml_workload("app", w.cg,
+					       tls_route(h_strf("localhost:%d", w.up_port),
+							 "originate", tlsfix_ca_cert_path(w.ca),
+							 "")));
+	cr_assert_eq(ly_cli(&w.d, &out, "reload", NULL), 0, "reload: %s", out);
+	free(out);
+	cr_assert_eq(ly_curl(w.cg, &out, h_strf("http://localhost:%d/after", w.up_port), NULL), 0,
+		     "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	req = verified_request(&w, "/after", &claims);
+	cr_expect_eq(h_jsonl_count(w.up_log, NULL, NULL), 1, "/before never reached the upstream");
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(other);
+	tlsfix_ca_free(w.ca);
+}

@@ -154,6 +154,7 @@ $(FUZZ_OUT)/%: tools/fuzz/%.c $(LIB_SRCS) $(wildcard userspace/*.h) | $(DEPS_STA
 
 FUZZ_DEPS_fuzz_http1  := userspace/http1.c
 FUZZ_DEPS_fuzz_policy := userspace/policy.c userspace/log.c
+FUZZ_DEPS_fuzz_tlshello := userspace/tlshello.c
 
 fuzz: $(FUZZ_BINS)
 	$(Q)./tools/fuzz/run.sh long $(FUZZ_BINS)

@@ -4,7 +4,9 @@
 #
 # `make bench`: the same wrk load from an enrolled cgroup against the upstream directly,
 # through lanyardd (a fresh JWT per request), through nginx and through HAProxy (a static
-# header of the same size); then connect() cost and JWT mint rate.  Ratios, not absolutes.
+# header of the same size); the same over HTTPS (lanyardd intercept vs nginx terminating and
+# re-encrypting), TLS handshake rate and first-request latency for new names; then connect()
+# cost and JWT mint rate.  Ratios, not absolutes.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,6 +24,15 @@ ADMIN_PORT=${BENCH_ADMIN_PORT:-15002}
 UP_PORT=${BENCH_UPSTREAM_PORT:-18080}
 NGINX_PORT=$((UP_PORT + 1))
 HAPROXY_PORT=$((UP_PORT + 2))
+TLS=${BENCH_TLS:-1}
+TLS_PORT=${BENCH_TLS_PORT:-18443}
+NGINX_TLS_PORT=$((TLS_PORT + 1))
+HS_CONN=${BENCH_HS_CONN:-4}
+HS_DUR=${BENCH_HS_DURATION:-$DUR}
+FRESH=${BENCH_FRESH_NAMES:-50}
+TLS_NAME=api.bench.lanyard # the upstream's name; its certificate also has *.bench.lanyard
+TLS_ROUTE=127.0.0.2:$TLS_PORT # intercept, server_name $TLS_NAME: wrk sends no SNI to an IP
+FRESH_ROUTE=127.0.0.3:$TLS_PORT # intercept, any SNI: a new name mints a new leaf
 ISSUER=http://127.0.0.1:$ADMIN_PORT
 # direct and lanyard reach the same upstream from the same cgroup: only 127.0.0.2 is routed
 ROUTE=127.0.0.2:$UP_PORT
@@ -30,8 +41,10 @@ CG=$CG_TOP/client   # enrolled; wrk runs here for every target
 CG_PLAIN=$CG_TOP/plain # not enrolled; for the connect() micro-benchmark
 PIN_DIR=/sys/fs/bpf/lanyard-bench-$$
 TARGETS=(direct lanyard nginx haproxy)
+TLS_TARGETS=(direct-tls lanyard-tls nginx-tls)
 
 T='' CG_MNT='' UP_PID='' LD_PID='' NG_PID='' HA_PID='' PROBE_PID='' STATS_OLD=''
+UPT_PID='' NGT_PID=''
 
 # colours only on a terminal
 B='' R='' N=''
@@ -63,8 +76,10 @@ cleanup() {
 	set +e
 	stop "$PROBE_PID"
 	stop "$NG_PID" QUIT # nginx: graceful stop of master and worker
+	stop "$NGT_PID" QUIT
 	stop "$HA_PID"
 	stop "$UP_PID"
+	stop "$UPT_PID"
 	stop "$LD_PID" # --ephemeral: detaches and unpins on SIGTERM
 	[ -z "$STATS_OLD" ] || sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
 	if [ -d "$PIN_DIR" ]; then
@@ -110,10 +125,10 @@ enrolled() {
 	[ "$("$BIN/lanyard" --socket "$T/control.sock" --json workloads |
 		jpy 'all(w["enrolled"] for w in d["workloads"])')" = True ]
 }
-# fill TEMPLATE OUT: substitute the @VARS@ of an nginx/haproxy template
+# fill TEMPLATE OUT PORT [UPSTREAM_PORT]: substitute the @VARS@ of an nginx/haproxy template
 fill() {
-	sed -e "s|@DIR@|$T|g" -e "s|@UP_PORT@|$UP_PORT|g" -e "s|@PORT@|$3|g" \
-		-e "s|@TOKEN@|$TOKEN|g" "$1" >"$2"
+	sed -e "s|@DIR@|$T|g" -e "s|@UP_PORT@|${4:-$UP_PORT}|g" -e "s|@PORT@|$3|g" \
+		-e "s|@TOKEN@|$TOKEN|g" -e "s|@NAME@|$TLS_NAME|g" "$1" >"$2"
 }
 url_of() {
 	case $1 in
@@ -121,23 +136,51 @@ url_of() {
 	lanyard) echo "http://$ROUTE/bench" ;;
 	nginx) echo "http://127.0.0.1:$NGINX_PORT/bench" ;;
 	haproxy) echo "http://127.0.0.1:$HAPROXY_PORT/bench" ;;
+	direct-tls) echo "https://direct.bench.lanyard:$TLS_PORT/bench" ;;
+	lanyard-tls) echo "https://$TLS_NAME:$TLS_PORT/bench" ;;
+	nginx-tls) echo "https://nginx.bench.lanyard:$NGINX_TLS_PORT/bench" ;;
 	esac
 }
 
 # run_wrk TARGET SECONDS OUT: one wrk run from the enrolled cgroup; lanyardd's counters
 # are read around the lanyard runs to check that every request got a credential
 run_wrk() {
-	local bi br ai ar
-	[ "$1" != lanyard ] || read -r bi br <<<"$(counters)"
-	"$BIN/ly-cgexec" "$CG" -- wrk -t"$THREADS" -c"$CONN" -d"$2"s --latency \
+	local bi br ai ar ns=()
+	[ "${1%-tls}" != lanyard ] || read -r bi br <<<"$(counters)"
+	# wrk sends the URL's host as SNI, an IP literal too (which RFC 6066 3 forbids and
+	# lanyardd refuses): the HTTPS runs use names, which $T/hosts resolves for wrk alone
+	if [ "${1%-tls}" != "$1" ]; then
+		# shellcheck disable=SC2016 # $0 and $@ are the inner sh's
+		ns=(unshare -m -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$T/hosts")
+	fi
+	"$BIN/ly-cgexec" "$CG" -- "${ns[@]}" wrk -t"$THREADS" -c"$CONN" -d"$2"s --latency \
 		-s tools/bench/report.lua "$(url_of "$1")" >"$3" 2>&1 ||
 		die "wrk against $1 failed: $(tail -n 3 "$3")"
 	grep -q '^WRK_RESULT' "$3" || die "wrk against $1 printed no result: $(tail -n 3 "$3")"
-	if [ "$1" = lanyard ]; then
+	if [ "${1%-tls}" = lanyard ]; then
 		read -r ai ar <<<"$(counters)"
 		echo "$((ai - bi)) $((ar - br))" \
 			"$(sed -n 's/^WRK_RESULT requests=\([0-9]*\).*/\1/p' "$3")" >>"$T/lanyard-counts"
 	fi
+}
+
+# make_certs: a throw-away CA (P-256) and the TLS upstream's certificate, which nginx also
+# serves: api.bench.lanyard, *.bench.lanyard (the never-seen names) and the loopback addresses
+make_certs() {
+	local d=$T/tls ossl=/usr/bin/openssl
+	local san="DNS:$TLS_NAME,DNS:*.bench.lanyard,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3"
+	mkdir -p "$d"
+	printf '%s\n' "subjectAltName=$san" basicConstraints=critical,CA:FALSE \
+		keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth >"$d/ext"
+	"$ossl" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -subj "/CN=lanyard bench CA $$" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>"$d/err" &&
+		"$ossl" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=$TLS_NAME" 2>"$d/err" &&
+		"$ossl" x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -days 2 \
+			-set_serial "0x1$("$ossl" rand -hex 15)" -extfile "$d/ext" \
+			-out "$d/server.crt" 2>"$d/err"
 }
 
 # --- preconditions -------------------------------------------------------------------------
@@ -150,9 +193,12 @@ done
 for c in wrk /usr/sbin/nginx /usr/sbin/haproxy "$PY"; do
 	command -v "$c" >/dev/null || die "$c is missing: run ./tools/deps.sh"
 done
-for p in "$LISTEN_PORT" "$ADMIN_PORT" "$UP_PORT" "$NGINX_PORT" "$HAPROXY_PORT"; do
+PORTS=("$LISTEN_PORT" "$ADMIN_PORT" "$UP_PORT" "$NGINX_PORT" "$HAPROXY_PORT")
+[ "$TLS" != 1 ] || PORTS+=("$TLS_PORT" "$NGINX_TLS_PORT")
+for p in "${PORTS[@]}"; do
 	port_busy "$p" && die "port $p is in use (ss -ltnp 'sport = :$p'); free it or set" \
-		"BENCH_LISTEN_PORT / BENCH_ADMIN_PORT / BENCH_UPSTREAM_PORT (+1 nginx, +2 haproxy)"
+		"BENCH_LISTEN_PORT / BENCH_ADMIN_PORT / BENCH_UPSTREAM_PORT (+1 nginx, +2 haproxy)" \
+		"/ BENCH_TLS_PORT (+1 nginx)"
 done
 CG_MNT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG_MNT" ] || die "no cgroup2 mount"
@@ -169,6 +215,17 @@ if [ "$MICRO" = 1 ]; then
 	cc "${HELPER_CFLAGS[@]}" tools/bench/jwt_mint.c build/liblanyard.a -lbpf -lelf -lz -lyaml \
 		-ljansson -lssl -lcrypto -lpthread -o "$T/ly-bench-jwt" ||
 		die "cannot build tools/bench/jwt_mint.c"
+fi
+if [ "$TLS" = 1 ]; then
+	cc "${HELPER_CFLAGS[@]}" tools/bench/tls_conn.c -lssl -lcrypto -lpthread \
+		-o "$T/ly-bench-tls" || die "cannot build tools/bench/tls_conn.c"
+	make_certs || die "openssl could not make the bench certificates: $(cat "$T/tls/err")"
+	{
+		cat /etc/hosts
+		echo "127.0.0.1 direct.bench.lanyard nginx.bench.lanyard"
+		echo "${TLS_ROUTE%:*} $TLS_NAME"
+	} >"$T/hosts"
+	chmod 644 "$T/hosts"
 fi
 
 step "setup"
@@ -224,6 +281,18 @@ workloads:
       - to: $ROUTE
         credential: { type: jwt, audience: http://$ROUTE, ttl: 5m }
 EOF
+# the TLS routes use the plain route's audience, so that their JWTs have the same length
+[ "$TLS" != 1 ] || cat >>"$T/policy.yaml" <<EOF
+      - to: $TLS_ROUTE
+        tls: intercept
+        ca_file: $T/tls/ca.crt
+        server_name: $TLS_NAME
+        credential: { type: jwt, audience: http://$ROUTE, ttl: 5m }
+      - to: $FRESH_ROUTE
+        tls: intercept
+        ca_file: $T/tls/ca.crt
+        credential: { type: jwt, audience: http://$ROUTE, ttl: 5m }
+EOF
 "$BIN/lanyardd" --config "$T/policy.yaml" --pin-dir "$PIN_DIR" --ephemeral 2>"$T/lanyardd.log" &
 LD_PID=$!
 wait_for 15 curl -sf "$ISSUER/healthz" || die "lanyardd did not come up"
@@ -263,28 +332,79 @@ wait_for 10 port_listening "$NGINX_PORT" || die "nginx did not start: $(cat "$T/
 wait_for 10 port_listening "$HAPROXY_PORT" || die "haproxy did not start: $(cat "$T/haproxy.out")"
 say "  upstream ly-upstream 127.0.0.1:$UP_PORT + $ROUTE; nginx :$NGINX_PORT (1 worker);" \
 	"haproxy :$HAPROXY_PORT (nbthread 1)"
+if [ "$TLS" = 1 ]; then
+	"$BIN/ly-upstream" --listen "127.0.0.1:$TLS_PORT" --listen "$TLS_ROUTE" \
+		--listen "$FRESH_ROUTE" --tls-cert "$T/tls/server.crt" --tls-key "$T/tls/server.key" \
+		>"$T/upstream-tls.out" 2>&1 &
+	UPT_PID=$!
+	fill tools/bench/nginx-tls.conf.in "$T/nginx-tls.conf" "$NGINX_TLS_PORT" "$TLS_PORT"
+	/usr/sbin/nginx -p "$T/" -e "$T/nginx-tls-error.log" -c "$T/nginx-tls.conf" \
+		-g 'daemon off;' >"$T/nginx-tls.out" 2>&1 &
+	NGT_PID=$!
+	wait_for 10 grep -q listening "$T/upstream-tls.out" ||
+		die "ly-upstream (TLS) did not start: $(cat "$T/upstream-tls.out")"
+	wait_for 10 port_listening "$NGINX_TLS_PORT" ||
+		die "nginx (TLS) did not start: $(cat "$T/nginx-tls-error.log")"
+	[ -s "$T/state/ca.crt" ] || die "lanyardd made no CA in $T/state"
+	say "  TLS upstream ly-upstream 127.0.0.1:$TLS_PORT + $TLS_ROUTE + $FRESH_ROUTE" \
+		"($TLS_NAME, *.bench.lanyard, bench CA); nginx TLS :$NGINX_TLS_PORT"
+fi
 
 # --- the load ------------------------------------------------------------------------------
 
-step "wrk from the enrolled cgroup"
-for t in "${TARGETS[@]}"; do
-	printf '  warm-up %s\n' "$t"
-	run_wrk "$t" "$WARM" "$T/res/$t.warm"
-done
-order=("${TARGETS[@]}")
-for r in $(seq "$ROUNDS"); do
-	for t in "${order[@]}"; do
-		printf '  round %d/%d  %-8s %s\n' "$r" "$ROUNDS" "$t" "$(url_of "$t")"
-		run_wrk "$t" "$DUR" "$T/res/$t.$r"
+# tls_conn TARGET OUT ARGS...: ly-bench-tls from the enrolled cgroup against TARGET; each
+# connection is verified (the bench CA for the upstream and nginx, lanyardd's CA for lanyard)
+tls_conn() {
+	local t=$1 out=$2
+	shift 2
+	case $t in
+	direct) set -- -p "$TLS_PORT" -a "$T/tls/ca.crt" "$@" 127.0.0.1 ;;
+	lanyard) set -- -p "$TLS_PORT" -a "$T/state/ca.crt" "$@" "${TLS_ROUTE%:*}" ;;
+	lanyard-new) set -- -p "$TLS_PORT" -a "$T/state/ca.crt" "$@" "${FRESH_ROUTE%:*}" ;;
+	nginx) set -- -p "$NGINX_TLS_PORT" -a "$T/tls/ca.crt" "$@" 127.0.0.1 ;;
+	esac
+	"$BIN/ly-cgexec" "$CG" -- "$T/ly-bench-tls" "$@" >"$out" 2>"$out.err" ||
+		die "ly-bench-tls against $t failed: $(cat "$out.err")"
+}
+if [ "$TLS" = 1 ]; then
+	step "first request for never-seen TLS server names"
+	# first request on a new connection, one at a time: a never-seen name (lanyardd mints a
+	# leaf, then connects and verifies upstream) against a name whose leaf is cached; first
+	# of all, on a quiet lanyardd (measured right after a load, this was 2-3 ms slower)
+	tls_conn lanyard-new "$T/res/first-warm" -n 1 -s cached.bench.lanyard
+	for r in $(seq "$ROUNDS"); do
+		printf '  round %d/%d  first requests: %d never-seen names, %d to a cached one, %d direct\n' \
+			"$r" "$ROUNDS" "$FRESH" "$FRESH" "$FRESH"
+		tls_conn lanyard-new "$T/res/first-new.$r" -n "$FRESH" -f -s bench.lanyard
+		tls_conn lanyard-new "$T/res/first-cached.$r" -n "$FRESH" -s cached.bench.lanyard
+		tls_conn direct "$T/res/first-direct.$r" -n "$FRESH" -s cached.bench.lanyard
 	done
-	# rotate the order so that no target always runs first (or last) in a round
-	order=("${order[@]:1}" "${order[0]}")
-done
+fi
 
-step "results (median of $ROUNDS round(s); ratio: to direct's req/s in the same round)"
-"$PY" - "$T/res" "$ROUNDS" "${TARGETS[@]}" <<'EOF'
+# load TARGET...: a warm-up run per target, then ROUNDS rounds of all of them in turn
+load() {
+	local t r order=("$@")
+	for t in "$@"; do
+		printf '  warm-up %s\n' "$t"
+		run_wrk "$t" "$WARM" "$T/res/$t.warm"
+	done
+	for r in $(seq "$ROUNDS"); do
+		for t in "${order[@]}"; do
+			printf '  round %d/%d  %-11s %s\n' "$r" "$ROUNDS" "$t" "$(url_of "$t")"
+			run_wrk "$t" "$DUR" "$T/res/$t.$r"
+		done
+		# rotate the order so that no target always runs first (or last) in a round
+		order=("${order[@]:1}" "${order[0]}")
+	done
+}
+
+# report RIVAL TARGET...: the table of wrk's results; the first target is the baseline, and
+# lanyard's ratio is compared with RIVAL's
+report() {
+	"$PY" - "$T/res" "$ROUNDS" "$@" <<'EOF'
 import statistics, sys
-d, rounds, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+d, rounds, rival, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+base = targets[0]
 runs = {}
 for t in targets:
     runs[t] = []
@@ -293,27 +413,43 @@ for t in targets:
         kv = {k: int(v) for k, v in (x.split("=") for x in line.split()[1:])}
         kv["rps"] = kv["requests"] / (kv["duration_us"] / 1e6)
         runs[t].append(kv)
-# a round's targets run back to back, so dividing by that round's direct run cancels
+# a round's targets run back to back, so dividing by that round's baseline run cancels
 # most of the slow drift of a shared machine's load
-ratios = {t: [x["rps"] / b["rps"] for x, b in zip(runs[t], runs["direct"])] for t in targets}
-print("  %-8s %9s %8s %8s %6s %6s   %s" % ("target", "req/s", "p50 ms", "p99 ms", "ratio",
-                                          "errors", "ratio per round"))
+ratios = {t: [x["rps"] / b["rps"] for x, b in zip(runs[t], runs[base])] for t in targets}
+print("  %-11s %9s %8s %8s %6s %6s   %s" % ("target", "req/s", "p50 ms", "p99 ms", "ratio",
+                                           "errors", "ratio per round"))
 for t in targets:
     x = runs[t]
-    print("  %-8s %9.0f %8.3f %8.3f %6.2f %6d   %s" % (
+    print("  %-11s %9.0f %8.3f %8.3f %6.2f %6d   %s" % (
         t, statistics.median(r["rps"] for r in x),
         statistics.median(r["p50_us"] for r in x) / 1000,
         statistics.median(r["p99_us"] for r in x) / 1000,
         statistics.median(ratios[t]),
         sum(v for r in x for k, v in r.items() if k.startswith("err_")),
         " ".join("%.2f" % v for v in ratios[t])))
-ly, ha = statistics.median(ratios["lanyard"]), statistics.median(ratios["haproxy"])
-print("\n  lanyard ratio %.2f %s HAProxy ratio %.2f: lanyard %s" % (
-    ly, ">=" if ly >= ha else "<", ha,
-    "keeps up with HAProxy" if ly >= ha else "is slower than HAProxy"))
+ly = statistics.median(next(ratios[t] for t in targets if t.startswith("lanyard")))
+ha = statistics.median(ratios[rival])
+print("\n  lanyard ratio %.2f %s %s ratio %.2f: lanyard %s" % (
+    ly, ">=" if ly >= ha else "<", rival, ha,
+    "keeps up with " + rival if ly >= ha else "is slower than " + rival))
 if any(v for t in targets for r in runs[t] for k, v in r.items() if k.startswith("err_")):
     print("  note: a target had socket errors or non-2xx answers (errors column)")
 EOF
+}
+
+step "wrk from the enrolled cgroup"
+load "${TARGETS[@]}"
+if [ "$TLS" = 1 ]; then
+	step "wrk over HTTPS from the enrolled cgroup"
+	load "${TLS_TARGETS[@]}"
+fi
+
+step "results (median of $ROUNDS round(s); ratio: to direct's req/s in the same round)"
+report haproxy "${TARGETS[@]}"
+if [ "$TLS" = 1 ]; then
+	step "HTTPS results (median of $ROUNDS round(s); ratio: to direct-tls in the same round)"
+	report nginx-tls "${TLS_TARGETS[@]}"
+fi
 
 # every request wrk completed through lanyard carried a credential
 read -r INJ REQ WRK <<<"$(awk '{ i += $1; r += $2; w += $3 } END { print i, r, w }' \
@@ -326,6 +462,60 @@ if [ "$INJ" -eq "$REQ" ] && [ "$INJ" -ge "$WRK" ] && [ $((INJ - WRK)) -le $((CON
 	say "  ok: every request through lanyard carried a credential"
 else
 	die "lanyard's injected counter does not match the requests"
+fi
+
+# --- TLS handshakes ------------------------------------------------------------------------
+
+if [ "$TLS" = 1 ]; then
+	step "TLS handshakes (ly-bench-tls: full handshakes, no resumption, verified)"
+	HS_TARGETS=(direct lanyard nginx)
+	for t in "${HS_TARGETS[@]}"; do # warm-up: lanyard's leaf for $TLS_NAME gets cached
+		tls_conn "$t" "$T/res/hs-$t.warm" -c "$HS_CONN" -d 1 -s "$TLS_NAME"
+	done
+	order=("${HS_TARGETS[@]}")
+	for r in $(seq "$ROUNDS"); do
+		for t in "${order[@]}"; do
+			printf '  round %d/%d  %-8s new connections, %d threads, %ss\n' "$r" "$ROUNDS" \
+				"$t" "$HS_CONN" "$HS_DUR"
+			tls_conn "$t" "$T/res/hs-$t.$r" -c "$HS_CONN" -d "$HS_DUR" -s "$TLS_NAME"
+		done
+		order=("${order[@]:1}" "${order[0]}")
+	done
+	"$PY" - "$T/res" "$ROUNDS" "$FRESH" "$HS_CONN" "${HS_TARGETS[@]}" <<'EOF'
+import statistics, sys
+d, rounds, fresh, conns = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+targets = sys.argv[5:]
+def res(name):
+    line = next(l for l in open(f"{d}/{name}") if l.startswith("TLS_RESULT"))
+    return {k: float(v) for k, v in (x.split("=") for x in line.split()[1:])}
+runs = {t: [res(f"hs-{t}.{r}") for r in range(1, rounds + 1)] for t in targets}
+ratios = {t: [x["per_s"] / b["per_s"] for x, b in zip(runs[t], runs["direct"])] for t in targets}
+print("\n  new TLS connections/s (%s threads; handshake + GET + close; ratio: to direct in the"
+      " same round)" % conns)
+print("  %-11s %9s %8s %8s %6s   %s" % ("target", "conn/s", "p50 ms", "p99 ms", "ratio",
+                                      "ratio per round"))
+for t in targets:
+    x = runs[t]
+    print("  %-11s %9.0f %8.3f %8.3f %6.2f   %s" % (
+        t, statistics.median(r["per_s"] for r in x),
+        statistics.median(r["p50_us"] for r in x) / 1000,
+        statistics.median(r["p99_us"] for r in x) / 1000,
+        statistics.median(ratios[t]), " ".join("%.2f" % v for v in ratios[t])))
+print("\n  first request on a new connection (connect to first response byte), %s names"
+      " per round, one at a time" % fresh)
+print("  %-34s %8s %8s %8s" % ("", "p50 ms", "p95 ms", "max ms"))
+rows = [("lanyard, never-seen SNI (new leaf)", "first-new"),
+        ("lanyard, cached leaf", "first-cached"), ("direct", "first-direct")]
+p50 = {}
+for label, f in rows:
+    x = [res(f"{f}.{r}") for r in range(1, rounds + 1)]
+    p50[f] = statistics.median(r["p50_us"] for r in x) / 1000
+    p95 = statistics.median(r["p95_us"] for r in x) / 1000
+    print("  %-34s %8.3f %8.3f %8.3f" % (label, p50[f], p95, max(r["max_us"] for r in x) / 1000))
+print("\n  never-seen SNI: p50 %.3f ms %s the 5 ms target (a new leaf adds %.3f ms over a"
+      " cached one)" % (p50["first-new"], "within" if p50["first-new"] <= 5 else "MISSES",
+                         p50["first-new"] - p50["first-cached"]))
+EOF
 fi
 
 # --- micro-benchmarks ----------------------------------------------------------------------

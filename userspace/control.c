@@ -153,11 +153,14 @@ static json_t *cmd_routes(struct daemon *d)
 		for (size_t j = 0; j < w->nroutes; j++) {
 			const struct policy_route *r = &w->routes[j];
 
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:i, s:s}",
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s?, s:i, "
+							     "s:s?, s:b}",
 				"workload", w->name, "to", r->to, "port", (int)r->port,
-				"addrs", addrs_json(r), "credential", "jwt",
+				"addrs", addrs_json(r),
+				"credential", r->cred_type == POLICY_CRED_X509 ? "x509" : "jwt",
 				"audience", r->audience, "ttl_s", (int)r->ttl_s,
-				"header", r->header_name));
+				"header", r->header_name,
+				"mtls", r->cred_type == POLICY_CRED_X509 || r->mtls));
 		}
 	}
 	return json_pack("{s:b, s:o}", "ok", 1, "routes", arr);
@@ -182,7 +185,17 @@ static json_t *cmd_flows(struct daemon *d)
 	return json_pack("{s:b, s:o}", "ok", 1, "flows", arr);
 }
 
-/* jti, audience, expiry and fingerprint: never the token */
+/* A client certificate's serial and validity (public data; never its key), or null. */
+static json_t *x509_json(const struct cred *c)
+{
+	if (!c || !c->x509)
+		return json_null();
+	return json_pack("{s:s, s:s, s:I, s:I}", "serial", c->x509->serial, "x5t#S256", c->x5t,
+			 "not_before", (json_int_t)c->x509->not_before,
+			 "not_after", (json_int_t)c->x509->not_after);
+}
+
+/* jti, audience, expiry and fingerprint (x509: serial, validity): never the token or a key */
 static json_t *cmd_tokens(struct daemon *d)
 {
 	json_t *arr = json_array();
@@ -195,10 +208,14 @@ static json_t *cmd_tokens(struct daemon *d)
 			const struct cred_slot *s = r->cred;
 			const struct cred *c = s ? s->cur : NULL;
 
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, "
-							     "s:b, s:I, s:I}",
-				"workload", w->name, "route", r->to, "audience", r->audience,
-				"jti", c ? c->jti : NULL, "fingerprint", c ? c->fp : NULL,
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, "
+							     "s:o, s:I, s:I, s:b, s:I, s:I}",
+				"workload", w->name, "route", r->to,
+				"type", r->cred_type == POLICY_CRED_X509 ? "x509" : "jwt",
+				"audience", r->audience,
+				"jti", c && c->jti[0] ? c->jti : NULL,
+				"fingerprint", c ? c->fp : NULL,
+				"x509", x509_json(c),
 				"iat", (json_int_t)(c ? c->iat : 0),
 				"exp", (json_int_t)(c ? c->exp : 0),
 				"revoked", s && s->revoked,

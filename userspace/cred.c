@@ -17,6 +17,7 @@
 
 struct cred_issuer {
 	const struct jwt_key *key;	/* borrowed */
+	struct ca *ca;			/* borrowed; mints client certificates */
 	char *issuer;
 	char *trust_domain;
 };
@@ -53,6 +54,7 @@ static void cred_free(struct cred *c)
 	if (!c)
 		return;
 	secret_free(c->header);
+	ca_cert_put(c->x509);
 	free(c);
 }
 
@@ -74,6 +76,8 @@ static void slot_free(void *p)
 		return;
 	cred_free(s->cur);
 	s->cur = NULL;
+	cred_free(s->prev);
+	s->prev = NULL;
 	free(s);
 }
 
@@ -95,6 +99,11 @@ struct cred_issuer *cred_issuer_new(const struct jwt_key *key, const char *issue
 	return ci;
 }
 
+void cred_issuer_set_ca(struct cred_issuer *ci, struct ca *ca)
+{
+	ci->ca = ca;
+}
+
 void cred_issuer_free(struct cred_issuer *ci)
 {
 	if (!ci)
@@ -113,8 +122,42 @@ static int has_crlf(const char *s)
 }
 
 /*
+ * The client certificate of an x509 (or jwt + mtls) credential, for the
+ * workload's SPIFFE ID, with the route's ttl; its key stays in the ca_cert.
+ */
+static int cred_mint_x509(struct cred_issuer *ci, const char *sub, uint32_t ttl_s, int64_t now,
+			  struct cred *c)
+{
+	unsigned char *der = NULL;
+	char err[256];
+	int n;
+
+	if (!ci->ca) {
+		log_warnx("%s: no CA to mint client certificates", __func__);
+		return -ENOENT;
+	}
+	c->x509 = ca_client_cert(ci->ca, sub, ttl_s, now, err, sizeof(err));
+	if (!c->x509) {
+		log_warnx("%s: %s", __func__, err);
+		return -EINVAL;
+	}
+	if (ca_cert_thumbprint(c->x509, c->x5t, sizeof(c->x5t)))
+		return -EINVAL;
+	n = i2d_X509(c->x509->cert, &der);
+	if (n <= 0)
+		return -ENOMEM;
+	secret_fingerprint(der, (size_t)n, c->fp);
+	OPENSSL_free(der);
+	c->iat = now;
+	c->exp = c->x509->not_after;
+	return 0;
+}
+
+/*
  * Sign a JWT for (w, r) and render the header line around it.  The token is
- * written once, into the secret; its fingerprint is taken in place.
+ * written once, into the secret; its fingerprint is taken in place.  x509:
+ * a client certificate only; jwt with mtls: a client certificate of the same
+ * ttl, minted first, and a JWT bound to it (RFC 8705 3.1 cnf x5t#S256).
  */
 static int cred_mint(struct cred_issuer *ci, const struct policy_workload *w,
 		     const struct policy_route *r, int64_t now, struct cred **out)
@@ -134,6 +177,19 @@ static int cred_mint(struct cred_issuer *ci, const struct policy_workload *w,
 	c = calloc(1, sizeof(*c));
 	if (!c || asprintf(&sub, "spiffe://%s/%s", ci->trust_domain, w->name) < 0)
 		goto cleanup;
+	if (r->cred_type == POLICY_CRED_X509 || r->mtls) {
+		err = cred_mint_x509(ci, sub, r->ttl_s, now, c);
+		if (err)
+			goto cleanup;
+		err = -ENOMEM;
+		cl.cnf_x5t = c->x5t;
+	}
+	if (r->cred_type == POLICY_CRED_X509) {
+		*out = c;
+		c = NULL;
+		err = 0;
+		goto cleanup;
+	}
 	if (asprintf(&pre, "%s: %s", name, hp) < 0 || asprintf(&suf, "%s\r\n", hs) < 0)
 		goto cleanup;
 	cl.iss = ci->issuer;
@@ -167,8 +223,12 @@ static void audit_issue(const struct cred_slot *s, const struct policy_route *r)
 	audit_str("workload", s->workload);
 	audit_str("route", r->to);
 	audit_str("audience", r->audience);
-	audit_str("jti", c->jti);
+	audit_str("jti", c->jti[0] ? c->jti : NULL);
 	audit_str("fingerprint", c->fp);
+	if (c->x509) {
+		audit_str("serial", c->x509->serial);
+		audit_str("x5t#S256", c->x5t);
+	}
 	audit_i64("iat", c->iat);
 	audit_i64("exp", c->exp);
 	audit_end();
@@ -188,6 +248,11 @@ static int slot_refresh(struct cred_issuer *ci, struct cred_slot *s,
 	int err;
 
 	s->workload = w->name;
+	/* passthrough: the app's TLS goes through untouched, nothing is ever injected */
+	if (r->tls == POLICY_TLS_PASSTHROUGH) {
+		s->refresh_at = INT64_MAX;
+		return 0;
+	}
 	err = cred_mint(ci, w, r, now, &c);
 	if (err) {
 		s->failed++;
@@ -205,12 +270,16 @@ static int slot_refresh(struct cred_issuer *ci, struct cred_slot *s,
 		audit_end();
 		return err;
 	}
-	cred_free(s->cur);
+	/* connections that presented the old certificate go on with it until it expires */
+	cred_free(s->prev);
+	s->prev = s->cur && s->cur->x509 ? s->cur : NULL;
+	if (!s->prev)
+		cred_free(s->cur);
 	s->cur = c;
 	s->issued++;
 	s->refresh_at = c->exp - cred_refresh_margin(r->ttl_s);
-	log_debug("%s: workload %s route %s: jti %s %s exp %" PRId64, __func__, w->name, r->to,
-		  c->jti, c->fp, c->exp);
+	log_debug("%s: workload %s route %s: jti %s serial %s %s exp %" PRId64, __func__, w->name,
+		  r->to, c->jti, c->x509 ? c->x509->serial : "-", c->fp, c->exp);
 	audit_issue(s, r);
 	return 0;
 }
@@ -225,7 +294,8 @@ static int str_eq(const char *a, const char *b)
 /* Would a credential minted for a serve b unchanged? (workload names compared by caller) */
 static int route_same_cred(const struct policy_route *a, const struct policy_route *b)
 {
-	return a->cred_type == b->cred_type && a->ttl_s == b->ttl_s && str_eq(a->to, b->to) &&
+	return a->cred_type == b->cred_type && a->ttl_s == b->ttl_s && a->mtls == b->mtls &&
+	       str_eq(a->to, b->to) &&
 	       str_eq(a->audience, b->audience) && str_eq(a->header_name, b->header_name) &&
 	       str_eq(a->header_prefix, b->header_prefix) &&
 	       str_eq(a->header_suffix, b->header_suffix);
@@ -383,6 +453,23 @@ const struct cred *cred_get(const struct policy_route *r, int64_t now)
 	return c;
 }
 
+const struct cred *cred_get_bound(const struct policy_route *r, const struct ca_cert *x509,
+				  int64_t now)
+{
+	const struct cred_slot *s = r->cred;
+	const struct cred *c = NULL;
+
+	if (!s || s->revoked || !x509)
+		return NULL;
+	if (s->cur && s->cur->x509 == x509)
+		c = s->cur;
+	else if (s->prev && s->prev->x509 == x509)
+		c = s->prev;
+	if (!c || now >= c->exp - cred_guard(c->exp - c->iat))
+		return NULL;
+	return c;
+}
+
 /*
  * Every route of the workload gets a revoked slot (also one that had none,
  * so cred_tick() cannot mint for it).  Returns how many credentials were
@@ -416,6 +503,8 @@ int cred_revoke_workload(struct cred_issuer *ci, struct policy *p, const char *w
 				s->cur = NULL;
 				n++;
 			}
+			cred_free(s->prev);
+			s->prev = NULL;
 			s->revoked = 1;
 		}
 	}

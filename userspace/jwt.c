@@ -458,6 +458,7 @@ static char *claims_json(const struct jwt_claims *c, size_t *len)
 	cap += c->iss ? json_esc(NULL, c->iss) : 0;
 	cap += c->sub ? json_esc(NULL, c->sub) : 0;
 	cap += c->aud ? json_esc(NULL, c->aud) : 0;
+	cap += c->cnf_x5t ? 24 + json_esc(NULL, c->cnf_x5t) : 0;
 	buf = malloc(cap);
 	if (!buf)
 		return NULL;
@@ -469,6 +470,13 @@ static char *claims_json(const struct jwt_claims *c, size_t *len)
 	p += sprintf(p, "\"iat\":%" PRId64 ",\"nbf\":%" PRId64 ",\"exp\":%" PRId64 ",",
 		     c->iat, c->nbf, c->exp);
 	p = put_str(p, "jti", c->jti);
+	/* RFC 8705 3.1: the token is bound to the client certificate with this thumbprint */
+	if (c->cnf_x5t) {
+		p += sprintf(p, "\"cnf\":{");
+		p = put_str(p, "x5t#S256", c->cnf_x5t);
+		p[-1] = '}';
+		*p++ = ',';
+	}
 	p[-1] = '}';	/* replaces the last ',' */
 	*p = '\0';
 	*len = (size_t)(p - buf);

@@ -24,6 +24,7 @@ struct jwt_claims {
 	const char *sub;	/* spiffe://<trust_domain>/<workload> */
 	const char *aud;
 	int64_t iat, nbf, exp;	/* unix seconds */
+	const char *cnf_x5t;	/* NULL, or cnf {"x5t#S256"} (RFC 8705 3.1): base64url */
 	char jti[JWT_JTI_LEN];	/* filled by jwt_mint() */
 };
 

@@ -475,6 +475,7 @@ static void start_issuer(struct daemon *d)
 	d->creds = cred_issuer_new(d->key, d->issuer, d->pol->trust_domain);
 	if (!d->jwks || !d->creds)
 		fatalx("out of memory");
+	cred_issuer_set_ca(d->creds, d->ca);
 	rc = cred_sync(d->creds, d->pol, NULL, loop_wall_s(d->loop));
 	if (rc < 0)
 		fatalx("minting credentials: %s", strerror(-rc));
@@ -563,8 +564,9 @@ int main(int argc, char **argv)
 		fatalx("out of memory");
 	registry_save(&d);
 
-	start_issuer(&d);
+	/* the CA first: x509 credentials are minted by the issuer's first sync */
 	start_ca(&d);
+	start_issuer(&d);
 	/* the listeners exist before the kernel redirects anything to them */
 	d.proxy = proxy_new(&d, d.pol->listen_port, err, sizeof(err));
 	if (!d.proxy)

@@ -428,7 +428,7 @@ struct field {
 	int required;
 };
 
-#define MAX_FIELDS 8
+#define MAX_FIELDS 12
 
 static int unknown_key(struct pctx *c, const struct ynode *k, const char *what,
 		       const struct field *f, size_t nf)
@@ -946,9 +946,12 @@ static int parse_cred_type(struct pctx *c, const struct ynode *v, void *obj)
 
 	if (err)
 		return err;
-	if (strcmp(s, "jwt"))
-		return perr(c, v, "%s is not supported (supported: jwt)", qn(c, v));
-	r->cred_type = POLICY_CRED_JWT;
+	if (!strcmp(s, "jwt"))
+		r->cred_type = POLICY_CRED_JWT;
+	else if (!strcmp(s, "x509"))
+		r->cred_type = POLICY_CRED_X509;
+	else
+		return perr(c, v, "%s is not supported (supported: jwt, x509)", qn(c, v));
 	return 0;
 }
 
@@ -979,15 +982,53 @@ static int parse_ttl(struct pctx *c, const struct ynode *v, void *obj)
 	return 0;
 }
 
+static int parse_mtls(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (!strcmp(s, "true"))
+		r->mtls = 1;
+	else if (strcmp(s, "false"))
+		return perr(c, v, "%s is not a boolean (true, false)", qn(c, v));
+	return 0;
+}
+
 static const struct field cred_fields[] = {
 	{ "type", parse_cred_type, 1 },
-	{ "audience", parse_audience, 1 },
+	{ "audience", parse_audience, 0 },
 	{ "ttl", parse_ttl, 0 },
+	{ "mtls", parse_mtls, 0 },
 };
 
+/*
+ * jwt needs an audience; x509 is a client certificate, which has none, and is
+ * always mTLS.  The ttl default depends on the type (jwt 5m, x509 1h).
+ */
 static int parse_credential(struct pctx *c, const struct ynode *v, void *obj)
 {
-	return WALK(c, v, "credential", cred_fields, obj);
+	struct policy_route *r = obj;
+	int err = WALK(c, v, "credential", cred_fields, obj);
+
+	if (err)
+		return err;
+	if (r->cred_type == POLICY_CRED_JWT && !r->audience)
+		return perr(c, v, "missing required key \"audience\" in credential");
+	if (r->cred_type == POLICY_CRED_X509 && map_get(v, "audience")) {
+		path_push(c, ".audience");
+		return perr(c, map_get(v, "audience"), "an x509 credential has no audience");
+	}
+	if (r->cred_type == POLICY_CRED_X509 && map_get(v, "mtls")) {
+		path_push(c, ".mtls");
+		return perr(c, map_get(v, "mtls"), "an x509 credential is always mTLS");
+	}
+	if (!r->ttl_s)
+		r->ttl_s = r->cred_type == POLICY_CRED_X509 ? POLICY_DEFAULT_X509_TTL_S :
+							     POLICY_DEFAULT_TTL_S;
+	return 0;
 }
 
 /* RFC 9110 5.6.2 tchar */
@@ -1093,10 +1134,10 @@ static int parse_tls(struct pctx *c, const struct ynode *v, void *obj)
 	else if (!strcmp(s, "originate"))
 		r->tls = POLICY_TLS_ORIGINATE;
 	else if (!strcmp(s, "passthrough"))
-		return perr(c, v, "\"passthrough\" is not supported yet (supported: intercept, "
-			    "originate)");
+		r->tls = POLICY_TLS_PASSTHROUGH;
 	else
-		return perr(c, v, "%s is not a TLS mode (intercept, originate)", qn(c, v));
+		return perr(c, v, "%s is not a TLS mode (intercept, originate, passthrough)",
+			    qn(c, v));
 	return 0;
 }
 
@@ -1147,14 +1188,64 @@ static int parse_server_name(struct pctx *c, const struct ynode *v, void *obj)
 	return err;
 }
 
+/*
+ * One `sni:` entry: a host name, or "*." and a host name of at least two labels (the
+ * wildcard stands for exactly one label, as in RFC 6125 6.4.3; "*.org" would allow a
+ * whole top-level domain).  Kept lowercase: tlshello.c lowercases the ClientHello's.
+ */
+static int parse_sni_name(struct pctx *c, const struct ynode *v, char **out)
+{
+	const char *s, *name, *why;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	name = strncmp(s, "*.", 2) ? s : s + 2;
+	why = check_hostname(name, strlen(name));
+	if (!why && name != s && !strchr(name, '.'))
+		why = "a wildcard must be followed by at least two labels (\"*.example.org\")";
+	if (why)
+		return perr(c, v, "%s: %s", qn(c, v), why);
+	err = dup_str(c, v, out);
+	for (char *p = *out; !err && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p | 0x20);
+	return err;
+}
+
+static int parse_sni(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	size_t saved;
+	int err;
+
+	if (v->type != YN_SEQ)
+		return perr(c, v, "expected a list of server names, got %s", node_kind(v));
+	if (!v->nkids)
+		return perr(c, v, "at least one server name is required");
+	r->sni = calloc(v->nkids, sizeof(*r->sni));
+	if (!r->sni)
+		return perr(c, v, "out of memory");
+	for (size_t i = 0; i < v->nkids; i++) {
+		saved = path_push(c, "[%zu]", i);
+		err = parse_sni_name(c, v->kids[i], &r->sni[r->nsni]);
+		path_pop(c, saved);
+		if (err)
+			return err;
+		r->nsni++;
+	}
+	return 0;
+}
+
 static const struct field route_fields[] = {
 	{ "to", parse_to, 1 },
-	{ "credential", parse_credential, 1 },
+	{ "credential", parse_credential, 0 },	/* required unless passthrough */
 	{ "header", parse_header, 0 },
 	{ "tls", parse_tls, 0 },
 	{ "upstream", parse_upstream, 0 },
 	{ "ca_file", parse_ca_file, 0 },
 	{ "server_name", parse_server_name, 0 },
+	{ "sni", parse_sni, 0 },
 };
 
 /*
@@ -1167,7 +1258,8 @@ static int route_tls_check(struct pctx *c, const struct ynode *v, const struct p
 	static const char *const tls_only[] = { "upstream", "ca_file", "server_name" };
 	const struct ynode *sn = map_get(v, "server_name");
 
-	for (size_t i = 0; r->tls == POLICY_TLS_NONE && i < 3; i++) {
+	for (size_t i = 0; (r->tls == POLICY_TLS_NONE || r->tls == POLICY_TLS_PASSTHROUGH) &&
+			   i < 3; i++) {
 		const struct ynode *k = map_get(v, tls_only[i]);
 
 		if (!k)
@@ -1176,12 +1268,58 @@ static int route_tls_check(struct pctx *c, const struct ynode *v, const struct p
 		return perr(c, k, "%s is only used with tls: intercept or originate",
 			    tls_only[i]);
 	}
+	/* a client certificate is presented in a TLS handshake, so only upstream of TLS */
+	if (r->tls == POLICY_TLS_NONE && (r->cred_type == POLICY_CRED_X509 || r->mtls)) {
+		path_push(c, ".credential");
+		return perr(c, map_get(v, "credential"), "%s is only used with tls: intercept or "
+			    "originate", r->mtls ? "mtls" : "an x509 credential");
+	}
+	if (r->cred_type == POLICY_CRED_X509 && map_get(v, "header")) {
+		path_push(c, ".header");
+		return perr(c, map_get(v, "header"), "an x509 credential is not sent in a header");
+	}
 	if (sn && r->kind == POLICY_DEST_HOST && strcmp(r->server_name, r->host)) {
 		path_push(c, ".server_name");
 		return perr(c, sn, "%s differs from the route's host name %s (a host name "
 			    "route's upstream is verified against its own name)", qn(c, sn),
 			    q(c, r->host, strlen(r->host)));
 	}
+	return 0;
+}
+
+/*
+ * A passthrough route relays the app's own TLS unmodified: there is nothing to inject
+ * into, so it carries no credential or header; what is allowed is the ClientHello's
+ * server name.  The names: `sni:`, and a host name route's own host.  An IP or CIDR
+ * route says nothing about names, so it must list them (fail closed, never "any").
+ * Every other route needs a credential, and has no use for `sni:`.
+ */
+static int route_mode_check(struct pctx *c, const struct ynode *v, const struct policy_route *r)
+{
+	static const char *const refused[] = { "credential", "header" };
+	const struct ynode *k;
+
+	if (r->tls != POLICY_TLS_PASSTHROUGH) {
+		k = map_get(v, "sni");
+		if (k) {
+			path_push(c, ".sni");
+			return perr(c, k, "sni is only used with tls: passthrough");
+		}
+		if (!map_get(v, "credential"))
+			return perr(c, v, "missing required key \"credential\" in route");
+		return 0;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		k = map_get(v, refused[i]);
+		if (!k)
+			continue;
+		path_push(c, ".%s", refused[i]);
+		return perr(c, k, "passthrough routes carry no credential (the app's TLS is "
+			    "relayed unmodified: nothing can be injected)");
+	}
+	if (r->kind != POLICY_DEST_HOST && !r->nsni)
+		return perr(c, v, "a tls: passthrough route to an address needs an sni: list of "
+			    "the server names it allows");
 	return 0;
 }
 
@@ -1204,13 +1342,16 @@ static int parse_route(struct pctx *c, const struct ynode *v, struct policy_rout
 
 	r->line = v->line;
 	r->col = v->col;
-	r->ttl_s = POLICY_DEFAULT_TTL_S;
 	err = WALK(c, v, "route", route_fields, r);
 	if (!err)
 		err = route_tls_check(c, v, r);
+	if (!err)
+		err = route_mode_check(c, v, r);
 	if (err)
 		return err;
-	if (!r->header_name) {
+	if (!r->ttl_s)	/* a route without a credential (passthrough) */
+		r->ttl_s = POLICY_DEFAULT_TTL_S;
+	if (!r->header_name && r->cred_type == POLICY_CRED_JWT) {
 		r->header_name = strdup("Authorization");
 		r->header_prefix = strdup("Bearer ");
 		r->header_suffix = strdup("");
@@ -1673,6 +1814,9 @@ static void route_fini(struct policy_route *r)
 	r->tls_ctx = NULL;
 	free(r->ca_file);
 	free(r->server_name);
+	for (size_t i = 0; i < r->nsni; i++)
+		free(r->sni[i]);
+	free(r->sni);
 	free(r->to);
 	free(r->host);
 	free(r->addrs);
@@ -1762,5 +1906,29 @@ int policy_parse_duration(const char *s, uint32_t *out_s)
 	if (*s || v * unit > UINT32_MAX)
 		return -EINVAL;
 	*out_s = (uint32_t)(v * unit);
+	return 0;
+}
+
+/* "*.example.org" covers exactly one more label: "a.example.org", not "a.b.example.org" */
+static int sni_match(const char *pat, const char *name)
+{
+	const char *dot;
+
+	if (strncmp(pat, "*.", 2))
+		return !strcmp(pat, name);
+	dot = strchr(name, '.');
+	return dot && dot != name && !strcmp(dot + 1, pat + 2);
+}
+
+int policy_sni_allowed(const struct policy_route *r, const char *sni)
+{
+	/* a name never holds '*' (tlshello.c refuses it too): a pattern must not match itself */
+	if (!r || r->tls != POLICY_TLS_PASSTHROUGH || !sni || !*sni || strchr(sni, '*'))
+		return 0;
+	if (r->kind == POLICY_DEST_HOST && !strcmp(r->host, sni))
+		return 1;
+	for (size_t i = 0; i < r->nsni; i++)
+		if (sni_match(r->sni[i], sni))
+			return 1;
 	return 0;
 }

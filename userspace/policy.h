@@ -18,6 +18,7 @@
 #define POLICY_DEFAULT_STATE_DIR	"/var/lib/lanyard"
 #define POLICY_DEFAULT_CONTROL		"/run/lanyard/control.sock"
 #define POLICY_DEFAULT_TTL_S		300
+#define POLICY_DEFAULT_X509_TTL_S	3600
 #define POLICY_MAX_TTL_S		86400
 #define POLICY_DEFAULT_HEADER		"Authorization: Bearer {token}"
 #define POLICY_ERR_LEN			512
@@ -37,6 +38,7 @@ enum policy_dest_kind {
 
 enum policy_cred_type {
 	POLICY_CRED_JWT,
+	POLICY_CRED_X509,	/* client certificate presented upstream (mTLS), no header */
 };
 
 /* `tls:` on a route: what the app speaks and what lanyardd speaks upstream */
@@ -44,7 +46,7 @@ enum policy_tls_mode {
 	POLICY_TLS_NONE,	/* plain HTTP on both sides (no `tls:` key) */
 	POLICY_TLS_INTERCEPT,	/* app speaks TLS to a local-CA leaf; TLS upstream */
 	POLICY_TLS_ORIGINATE,	/* app speaks plain HTTP; TLS upstream */
-	POLICY_TLS_PASSTHROUGH,	/* no injection (refused by the parser: not supported yet) */
+	POLICY_TLS_PASSTHROUGH,	/* app's TLS relayed as is, allowed by its SNI; no credential */
 };
 
 struct policy_route {
@@ -56,8 +58,10 @@ struct policy_route {
 	size_t naddrs;
 
 	enum policy_cred_type cred_type;
-	char *audience;
-	uint32_t ttl_s;
+	char *audience;			/* jwt only; NULL for x509 */
+	uint32_t ttl_s;			/* jwt: 5m default; x509: 1h default */
+	int mtls;			/* jwt: also present a client cert (same ttl) and bind
+					 * the JWT to it with cnf x5t#S256 (RFC 8705 3.1) */
 
 	char *header_name;		/* "Authorization" */
 	char *header_prefix;		/* template text before {token}: "Bearer " */
@@ -68,6 +72,9 @@ struct policy_route {
 	char *ca_file;			/* upstream trust anchors (PEM); NULL: system roots */
 	char *server_name;		/* lowercase; the name an IP/CIDR route's upstream must
 					 * prove, and the SNI assumed when a client sends none */
+	char **sni;			/* passthrough: allowed server names, lowercase; "*.x" is
+					 * one label under x; NULL on other routes */
+	size_t nsni;
 
 	int line;			/* where the route starts in the file (1-based) */
 	int col;			/* and its column (1-based), for policy_resolve() errors */
@@ -133,6 +140,13 @@ const struct policy_workload *policy_workload_find(const struct policy *p, const
  */
 int policy_route_match(const struct policy_route *r, int family, const uint8_t *addr,
 		       uint16_t port);
+
+/*
+ * May a tls: passthrough route relay a ClientHello naming sni (lowercase, as tlshello.c
+ * gives it)?  Its host name (host name routes) and its sni: list allow; "*.x" stands for
+ * one label.  0 for any other route, a NULL or empty sni.
+ */
+int policy_sni_allowed(const struct policy_route *r, const char *sni);
 
 /* Parse "5m", "30s", "1h", "90" (seconds). Returns 0 or -EINVAL. */
 int policy_parse_duration(const char *s, uint32_t *out_s);

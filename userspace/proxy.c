@@ -7,7 +7,8 @@
  * before any credential is attached, and nothing of it reaches the upstream.
  * Either side may be TLS (route tls: intercept / originate): the same state
  * machine runs on the plaintext, and a credential waits until the upstream's
- * handshake has verified its identity.
+ * handshake has verified its identity.  A passthrough route relays the app's
+ * own TLS untouched once its ClientHello named an allowed server.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
+#include "tlshello.h"
 
 #define BUF_INIT	(16 * 1024)
 #define CIN_MAX		(HTTP1_MAX_HEAD + 4096)	/* a full head plus a little body */
@@ -62,6 +64,7 @@ struct conn {
 	 * TLS read (or handshake) / write waits for; EPOLLIN / EPOLLOUT on a plain side.
 	 */
 	SSL *cssl, *ussl;
+	struct ca_cert *ucert;		/* client cert of the upstream handshake (a ref) */
 	uint32_t c_rdev, c_wrev, u_rdev, u_wrev;
 	struct tls_accept ta;		/* interception: the ClientHello check */
 	uint64_t uhs_deadline;		/* ms; upstream handshake must finish by then */
@@ -89,7 +92,8 @@ struct conn {
 	size_t out_secret;		/* out held a credential up to here: wipe when drained */
 
 	unsigned connecting : 1, uconnected : 1, client_eof : 1, upstream_eof : 1,
-		 up_shut : 1, closing : 1, dead : 1, chs : 1, uhs : 1, parked : 1;
+		 up_shut : 1, closing : 1, dead : 1, chs : 1, uhs : 1, parked : 1,
+		 pt : 1, pth : 1;	/* passthrough flow; its ClientHello awaited */
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
 	const char *err_reason;
 
@@ -246,6 +250,9 @@ static void queue_error(struct conn *c, int status, const char *reason)
 	char msg[512];
 	int body, n;
 
+	c->closing = 1;
+	if (c->pt)
+		return;	/* the app speaks TLS end to end: an HTTP answer would be noise */
 	body = (int)strlen(reason) + (int)strlen("lanyard: \n");
 	n = snprintf(msg, sizeof(msg),
 		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
@@ -346,7 +353,9 @@ static void audit_use(struct conn *c, const struct http1_request *req, const str
 	audit_strn("path", path, plen);
 	audit_str("route", c->route->to);
 	audit_str("audience", c->route->audience);
-	audit_str("jti", cr->jti);
+	audit_str("jti", cr->jti[0] ? cr->jti : NULL);
+	if (cr->x509)
+		audit_str("serial", cr->x509->serial);
 	audit_end();
 }
 
@@ -362,7 +371,9 @@ static int write_head(struct conn *c, const struct http1_request *req, const cha
 	/* the request line starts at the method: leading empty lines are dropped */
 	const char *line = req->method.ptr;
 	const char *line_end = memchr(line, '\n', headlen - (size_t)(line - head));
-	size_t need = (size_t)(line_end - line) + 1 + cr->header->len + 2;
+	size_t hlen = cr->header ? cr->header->len : 0;	/* x509: nothing to add */
+	const char *hname = c->route->header_name;
+	size_t need = (size_t)(line_end - line) + 1 + hlen + 2;
 	struct buf *o = &c->out;
 	char *p;
 	int err;
@@ -379,8 +390,8 @@ static int write_head(struct conn *c, const struct http1_request *req, const cha
 		const struct http1_header *h = &req->headers[i];
 
 		/* header_name is as the policy wrote it ("Authorization"): compare without case */
-		if (h->name.len == strlen(c->route->header_name) &&
-		    !strncasecmp(h->name.ptr, c->route->header_name, h->name.len))
+		if (hname && h->name.len == strlen(hname) &&
+		    !strncasecmp(h->name.ptr, hname, h->name.len))
 			continue;
 		memcpy(p, h->name.ptr, h->name.len);
 		p += h->name.len;
@@ -391,8 +402,9 @@ static int write_head(struct conn *c, const struct http1_request *req, const cha
 		*p++ = '\r';
 		*p++ = '\n';
 	}
-	memcpy(p, cr->header->buf, cr->header->len);
-	p += cr->header->len;
+	if (hlen)
+		memcpy(p, cr->header->buf, hlen);
+	p += hlen;
 	*p++ = '\r';
 	*p++ = '\n';
 	o->len = (size_t)(p - (o->data + o->off));
@@ -551,10 +563,22 @@ static int upstream_tls_start(struct conn *c)
 		upstream_tls_fail(c);
 		return 1;
 	}
+	/* x509 / mtls: the certificate of the route's current credential, kept for the conn */
+	if (!c->ucert && (r->cred_type == POLICY_CRED_X509 || r->mtls)) {
+		const struct cred *cr = cred_get(r, loop_wall_s(d->loop));
+
+		if (!cr || !cr->x509) {
+			snprintf(c->tls_why, sizeof(c->tls_why), "no client certificate available");
+			upstream_tls_fail(c);
+			return 1;
+		}
+		c->ucert = cr->x509;
+		c->ucert->refs++;	/* released in conn_close(); one loop thread */
+	}
 	c->ussl = tls_connect_new(r, c->ufd, c->cssl ? c->ta.name : NULL,
 				  c->flow.family == LY_AF_INET ? AF_INET : AF_INET6, c->flow.daddr,
 				  why, sizeof(why));
-	if (!c->ussl) {
+	if (!c->ussl || (c->ucert && tls_use_client_cert(c->ussl, c->ucert, why, sizeof(why)))) {
 		snprintf(c->tls_why, sizeof(c->tls_why), "upstream %s", why);
 		upstream_tls_fail(c);
 		return 1;
@@ -702,6 +726,23 @@ static int upstream_park(struct conn *c)
 	return 1;
 }
 
+/*
+ * The credential for the next request.  With a client certificate (x509, or
+ * jwt + mtls) the upstream handshake pinned one to the connection
+ * (upstream_tls_start), and every request must use the credential of that
+ * certificate (a JWT's cnf names it, RFC 8705 3.1) until it expires.
+ */
+static const struct cred *conn_cred(struct conn *c, const struct policy_route *r, int64_t now)
+{
+	const struct cred *cr;
+
+	if (c->ucert)
+		return cred_get_bound(r, c->ucert, now);
+	cr = cred_get(r, now);
+	/* the upstream is up without a certificate (a reload added one): never unbound */
+	return cr && cr->x509 ? NULL : cr;
+}
+
 /* Handle one complete request head: decide, inject, queue.  0 or rejected. */
 static void handle_head(struct conn *c, const struct http1_request *req, size_t headlen)
 {
@@ -726,10 +767,11 @@ static void handle_head(struct conn *c, const struct http1_request *req, size_t 
 		conn_reject(c, 503, "credential revoked");
 		return;
 	}
-	cr = cred_get(r, loop_wall_s(d->loop));
+	cr = conn_cred(c, r, loop_wall_s(d->loop));
 	if (!cr) {
 		d->m.cred_failed++;
-		conn_reject(c, 503, "no credential available");
+		conn_reject(c, 503, c->ucert ? "the client certificate of this connection expired" :
+				    "no credential available");
 		return;
 	}
 	if (write_head(c, req, c->in.data + c->in.off, headlen, cr) < 0) {
@@ -1020,6 +1062,97 @@ static int client_handshake(struct conn *c)
 	return 1;
 }
 
+/* --- passthrough (tls: passthrough) ---------------------------------------------- */
+
+/* A passthrough flow refused before a byte reached the upstream: audit, close. */
+static void passthrough_deny(struct conn *c, const char *reason, const char *sni)
+{
+	struct daemon *d = c->px->d;
+
+	d->m.flow_denied++;
+	audit_begin("flow.deny");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("cgroup", c->flow.cgroup_id);
+	audit_u64("pid", c->flow.pid);
+	audit_str("exe", c->exe);
+	audit_str("dst", c->dst);
+	audit_str("mode", "passthrough");
+	audit_str("reason", reason);
+	audit_str("sni", sni);
+	audit_end();
+	log_debug("flow %llu: passthrough refused: %s%s%s", (unsigned long long)c->id, reason,
+		  sni ? ": " : "", sni ? sni : "");
+	conn_close(c, reason);
+}
+
+/* Why the parsed ClientHello h may not pass on route r (NULL: it may). */
+static const char *passthrough_refusal(struct conn *c, const struct policy_route *r,
+				       const struct tlshello *h)
+{
+	if (!r)
+		return "no route for this destination";
+	if (r->tls != POLICY_TLS_PASSTHROUGH)
+		return "the route is no longer tls: passthrough";
+	if (c->px->d->wls[c->wi].flags & LY_WL_REVOKED)
+		return "workload revoked";
+	if (!h->has_sni)
+		return "no server name in the ClientHello";
+	/* RFC 9849 (ECH): the SNI seen is the outer, public name, not the one dialled */
+	if (h->has_ech)
+		return "encrypted ClientHello hides the server name";
+	if (!policy_sni_allowed(r, h->sni))
+		return "server name not allowed";
+	return NULL;
+}
+
+/*
+ * The app's first bytes must be a ClientHello naming an allowed server (RFC 6066 3).
+ * Until then they stay in c->in, unconsumed, under the head timeout; then they go
+ * upstream exactly as they came, and the flow is a tunnel both ways: no credential
+ * exists for it, nothing is injected, cred_get() is never called.
+ */
+static void passthrough_hello(struct conn *c)
+{
+	struct daemon *d = c->px->d;
+	const struct policy_route *r = conn_route(c);
+	struct tlshello h;
+	const char *why;
+	ssize_t n;
+
+	n = tlshello_parse((const uint8_t *)c->in.data + c->in.off, c->in.len, &h);
+	if (n == TLSHELLO_PARTIAL) {
+		if (c->client_eof)
+			passthrough_deny(c, "closed before a complete ClientHello", NULL);
+		return;
+	}
+	if (n < 0) {
+		passthrough_deny(c, tlshello_strerror((int)n), NULL);
+		return;
+	}
+	why = passthrough_refusal(c, r, &h);
+	if (why) {
+		passthrough_deny(c, why, h.has_sni ? h.sni : NULL);
+		return;
+	}
+	audit_begin("flow.sni");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("pid", c->flow.pid);
+	audit_str("dst", c->dst);
+	audit_str("route", r->to);
+	audit_str("mode", "passthrough");
+	audit_str("sni", h.sni);
+	audit_end();
+	c->pth = 0;
+	c->head_deadline = 0;
+	c->rs = RS_TUNNEL;
+	if (upstream_connect(c) < 0) {
+		c->upstream_eof = 1;
+		conn_reject(c, 502, "upstream connect failed");
+	}
+}
+
 static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 {
 	struct conn *c = io->arg;
@@ -1042,6 +1175,14 @@ static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 	/* c_rdev: EPOLLIN, or EPOLLOUT while a TLS read waits to write */
 	if (events & (EPOLLIN | c->c_rdev))
 		client_read(c);
+	if (c->pth) {
+		passthrough_hello(c);
+		if (c->dead || c->pth) {
+			if (!c->dead)
+				conn_update(c);
+			return;
+		}
+	}
 	process_input(c);
 	if (c->client_eof && c->rs == RS_HEAD && c->in.len && !c->parked)
 		c->in.len = 0;	/* a partial head at EOF is dropped, never forwarded */
@@ -1209,9 +1350,15 @@ static void conn_open(struct proxy *px, int fd, const struct ly_flow *f)
 	audit_str("exe", c->exe);
 	audit_str("dst", c->dst);
 	audit_str("route", c->route ? c->route->to : NULL);
+	audit_str("mode", c->route && c->route->tls == POLICY_TLS_PASSTHROUGH ? "passthrough"
+									     : NULL);
 	audit_end();
 	if (c->route && c->route->tls == POLICY_TLS_INTERCEPT)
 		client_tls_start(c);
+	if (c->route && c->route->tls == POLICY_TLS_PASSTHROUGH) {
+		c->pt = c->pth = 1;
+		c->head_deadline = loop_now_ms(d->loop) + PROXY_HEAD_TIMEOUT_MS;
+	}
 }
 
 static void accept_one(struct proxy *px, int fd)
@@ -1277,6 +1424,8 @@ static void conn_close(struct conn *c, const char *reason)
 	tls_free(c->cssl);
 	tls_free(c->ussl);
 	c->cssl = c->ussl = NULL;
+	ca_cert_put(c->ucert);
+	c->ucert = NULL;
 	close(c->cfd);
 	if (c->ufd >= 0)
 		close(c->ufd);
@@ -1326,6 +1475,8 @@ void proxy_tick(struct proxy *px)
 		next = c->next;
 		if (c->chs && now >= c->head_deadline) {
 			client_tls_fail(c, "TLS handshake timed out", NULL);
+		} else if (c->pth && now >= c->head_deadline) {
+			passthrough_deny(c, "no ClientHello in time", NULL);
 		} else if (c->uhs_deadline && now >= c->uhs_deadline && (c->uhs || c->connecting)) {
 			snprintf(c->tls_why, sizeof(c->tls_why), "upstream %s timed out",
 				 c->uhs ? "TLS handshake" : "connect");

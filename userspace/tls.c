@@ -424,6 +424,27 @@ SSL *tls_connect_new(const struct policy_route *r, int fd, const char *sni, int 
 	return ssl;
 }
 
+/*
+ * The certificate is only sent once the upstream is verified: the client's
+ * Certificate message follows the server's Certificate (TLS 1.2, RFC 5246
+ * 7.3) or its Finished (TLS 1.3, RFC 8446 4.4), and with SSL_VERIFY_PEER
+ * OpenSSL aborts as soon as the server's chain fails, before writing ours.
+ */
+int tls_use_client_cert(SSL *ssl, const struct ca_cert *cc, char *why, size_t whylen)
+{
+	if (!cc || !cc->cert || !cc->key) {
+		snprintf(why, whylen, "no client certificate");
+		return -EINVAL;
+	}
+	/* both take their own references: the SSL outlives a rotation of cc */
+	if (SSL_use_certificate(ssl, cc->cert) != 1 || SSL_use_PrivateKey(ssl, cc->key) != 1 ||
+	    (cc->chain && SSL_set1_chain(ssl, cc->chain) != 1) || SSL_check_private_key(ssl) != 1) {
+		snprintf(why, whylen, "cannot use the client certificate: %s", ssl_reason("?"));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 void tls_peer_name(SSL *ssl, char *buf, size_t len)
 {
 	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);

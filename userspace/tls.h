@@ -66,6 +66,14 @@ SSL *tls_accept_new(const struct policy_route *r, int fd, struct tls_accept *ta)
 SSL *tls_connect_new(const struct policy_route *r, int fd, const char *sni, int family,
 		     const uint8_t *addr, char *why, size_t whylen);
 
+/*
+ * Present cc (borrowed; the SSL takes its own references to the certificate,
+ * key and chain) as the client certificate of ssl, before tls_handshake().
+ * It is sent only after the upstream's certificate has verified.  0 or
+ * -EINVAL + why.
+ */
+int tls_use_client_cert(SSL *ssl, const struct ca_cert *cc, char *why, size_t whylen);
+
 /* The name (or IP literal) the upstream of ssl is verified against, into buf (audit). */
 void tls_peer_name(SSL *ssl, char *buf, size_t len);
 

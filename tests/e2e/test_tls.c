@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -661,5 +663,462 @@ Test(tls, reload_reads_the_ca_file_again)
 	json_decref(claims);
 	json_decref(req);
 	tlsfix_ca_free(other);
+	tlsfix_ca_free(w.ca);
+}
+
+/* --- passthrough ------------------------------------------------------------------------------ */
+
+/*
+ * Upstream with a good certificate of the test CA; workload "app" with one route @to
+ * (quoted in the YAML) tls: passthrough plus @extra keys.  The app trusts the upstream's CA,
+ * never lanyard's: a handshake that succeeds is end to end.
+ */
+static void passthrough_start(struct world *w, const char *to, const char *extra)
+{
+	memset(w, 0, sizeof(*w));
+	h_require_root_bpf();
+	upstream_start(w, CERT_GOOD);
+	w->app_port = w->up_port;
+	w->cg = h_cgroup_create("app");
+	ly_start(&w->d, ly_yaml_workload("app", w->cg,
+					 h_strf("      - to: \"%s\"\n        tls: passthrough\n%s",
+						h_strf(to, w->up_port), extra)));
+}
+
+static json_t *wait_event_sni(const struct world *w, const char *event, const char *sni)
+{
+	for (int i = 0; i < 100; i++) {
+		json_t *all = ly_jsonl_all(w->d.audit, "event", event), *ev;
+		size_t k;
+
+		json_array_foreach(all, k, ev) {
+			const char *s = json_string_value(json_object_get(ev, "sni"));
+
+			if (s && !strcmp(s, sni)) {
+				json_incref(ev);
+				json_decref(all);
+				return ev;
+			}
+		}
+		json_decref(all);
+		usleep(50 * 1000);
+	}
+	cr_assert_fail("no %s with sni \"%s\" in %s", event, sni, w->d.audit);
+	return NULL;
+}
+
+Test(tls, passthrough_relays_the_apps_own_tls_to_an_allowed_sni_without_a_credential)
+{
+	struct world w;
+	json_t *req, *ev;
+	char *out;
+
+	passthrough_start(&w, "localhost:%d", "");
+	/* curl verifies the upstream's own certificate: lanyard's CA is not even offered */
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca),
+			     https(&w, "/pt"), NULL), 0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	req = h_jsonl_wait(w.up_log, "target", "/pt", 5000);
+	cr_assert(req, "the upstream never received /pt");
+	cr_expect_eq(h_json_header_count(req, "authorization"), 0, "a credential was injected");
+	cr_expect_str_eq(tls_member(req, "sni"), "localhost");
+	json_decref(req);
+	ev = wait_event_sni(&w, "flow.sni", "localhost");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "mode")), "passthrough");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "workload")), "app");
+	json_decref(ev);
+	cr_expect_eq(h_jsonl_count(w.d.audit, "event", "credential.use"), 0);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, passthrough_refuses_a_server_name_not_on_its_list)
+{
+	struct world w;
+	json_t *ev;
+	char *out;
+
+	passthrough_start(&w, "localhost:%d", "");
+	cr_expect_neq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca), "--resolve",
+			      h_strf("other.test:%d:127.0.0.1", w.up_port),
+			      h_strf("https://other.test:%d/steal", w.up_port), NULL), 0,
+		      "curl was served: %s", out);
+	free(out);
+	ev = wait_event_sni(&w, "flow.deny", "other.test");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "reason")),
+			 "server name not allowed");
+	json_decref(ev);
+	cr_expect_geq(ly_metric(&w.d, "flow_denied"), 1);
+	expect_upstream_got_nothing(&w);
+	tlsfix_ca_free(w.ca);
+}
+
+/* An address route lists its names; "*." stands for exactly one label. */
+Test(tls, passthrough_on_an_address_allows_the_sni_list_and_its_wildcards)
+{
+	struct world w;
+	json_t *ev;
+	char *out;
+
+	passthrough_start(&w, "127.0.0.1:%d", "        sni: [localhost, \"*.example.test\"]\n");
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca), "--resolve",
+			     h_strf("localhost:%d:127.0.0.1", w.up_port), https(&w, "/listed"),
+			     NULL), 0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	/* the upstream's certificate does not name a.example.test: -k, the SNI is the point */
+	cr_assert_eq(ly_curl(w.cg, &out, "-k", "--resolve",
+			     h_strf("a.example.test:%d:127.0.0.1", w.up_port),
+			     h_strf("https://a.example.test:%d/wild", w.up_port), NULL), 0,
+		     "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	ev = wait_event_sni(&w, "flow.sni", "a.example.test");
+	json_decref(ev);
+	cr_expect_neq(ly_curl(w.cg, &out, "-k", "--resolve",
+			      h_strf("b.a.example.test:%d:127.0.0.1", w.up_port),
+			      h_strf("https://b.a.example.test:%d/deep", w.up_port), NULL), 0,
+		      "curl was served: %s", out);
+	free(out);
+	ev = wait_event_sni(&w, "flow.deny", "b.a.example.test");
+	json_decref(ev);
+	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/deep"), 0, "/deep reached the upstream");
+	cr_expect_eq(h_jsonl_count(w.up_log, NULL, NULL), 2);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, passthrough_refuses_plain_http_garbage_and_a_hello_without_sni)
+{
+	static const char plain[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	struct world w;
+	size_t len = 0;
+	json_t *ev;
+	char *resp, *out;
+
+	passthrough_start(&w, "localhost:%d", "");
+	cr_assert_eq(ly_raw(w.cg, "127.0.0.1", w.app_port, plain, strlen(plain), 5, &resp,
+			    &len), 0);
+	cr_expect_eq(len, 0, "something came back: %s", resp);
+	free(resp);
+	ev = wait_deny(&w, "not a TLS handshake");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "mode")), "passthrough");
+	json_decref(ev);
+	/* an IP literal in the URL: curl sends no SNI (RFC 6066 3) */
+	cr_expect_neq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca),
+			      h_strf("https://127.0.0.1:%d/nosni", w.app_port), NULL), 0,
+		      "curl was served: %s", out);
+	free(out);
+	json_decref(wait_deny(&w, "no server name in the ClientHello"));
+	cr_expect_geq(ly_metric(&w.d, "flow_denied"), 2);
+	expect_upstream_got_nothing(&w);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, passthrough_streams_big_bodies_both_ways_unmodified)
+{
+	size_t up_size = 3 * 1024 * 1024, down_size = 120 * 1000;
+	char *data = malloc(up_size + 1), *down = malloc(down_size + 1), *out;
+	struct world w;
+	json_t *req, *ev;
+
+	cr_assert(data && down);
+	for (size_t i = 0; i < up_size; i++)
+		data[i] = (char)('a' + (i * 7919 + i / 4096) % 26);
+	data[up_size] = '\0';
+	for (size_t i = 0; i < down_size; i++)
+		down[i] = (char)('A' + (i * 31) % 26);
+	down[down_size] = '\0';
+	cr_assert_eq(h_write_file(h_path("big.bin"), data, 0600), 0);
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	upstream_start_body(&w, CERT_GOOD, down);
+	w.app_port = w.up_port;
+	w.cg = h_cgroup_create("app");
+	ly_start(&w.d, ly_yaml_workload("app", w.cg, h_strf("      - to: localhost:%d\n"
+							     "        tls: passthrough\n", w.up_port)));
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca), "--data-binary",
+			     h_strf("@%s", h_path("big.bin")), "-H", "Expect:",
+			     https(&w, "/big"), NULL), 0, "curl failed");
+	cr_expect_eq(strlen(out), down_size, "response of %zu bytes", strlen(out));
+	cr_expect(!strcmp(out, down), "the response was altered");
+	req = h_jsonl_wait(w.up_log, "target", "/big", 5000);
+	cr_assert(req, "the upstream never received /big");
+	cr_expect_eq(json_integer_value(json_object_get(req, "body_len")), (json_int_t)up_size);
+	cr_expect_eq(h_json_header_count(req, "authorization"), 0, "a credential was injected");
+	json_decref(req);
+	ev = h_jsonl_wait(w.d.audit, "event", "flow.close", 5000);
+	cr_assert(ev, "no flow.close");
+	cr_expect_gt(json_integer_value(json_object_get(ev, "bytes_up")), (json_int_t)up_size);
+	cr_expect_gt(json_integer_value(json_object_get(ev, "bytes_down")), (json_int_t)down_size);
+	cr_expect_eq(json_integer_value(json_object_get(ev, "requests")), 0);
+	json_decref(ev);
+	free(out);
+	free(data);
+	free(down);
+	tlsfix_ca_free(w.ca);
+}
+
+/* --- x509 credentials: mTLS to the upstream, cnf-bound JWTs (RFC 8705) ---------------------- */
+
+/*
+ * lanyardd first (its CA is then in state_dir), then ly-upstream requiring a client
+ * certificate from that CA; route localhost:<app_port> with tls: originate and @cred (a
+ * `credential:` flow mapping).  @client_ca false: the upstream asks for no certificate.
+ */
+static void mtls_start(struct world *w, const char *cred, bool client_ca)
+{
+	char *cert = NULL, *key = NULL;
+
+	memset(w, 0, sizeof(*w));
+	h_require_root_bpf();
+	w->ca = tlsfix_ca_new("upstream test root");
+	cr_assert(w->ca);
+	cr_assert_eq(tlsfix_server_cert(w->ca, local_names, &cert, &key), 0);
+	w->up_port = h_free_port();
+	w->app_port = h_free_port();
+	w->cg = h_cgroup_create("app");
+	cr_assert(w->cg);
+	ly_start(&w->d, ly_yaml_workload("app", w->cg, h_strf(
+		"      - to: localhost:%d\n"
+		"        tls: originate\n"
+		"        ca_file: %s\n"
+		"        upstream: { port: %d }\n"
+		"        credential: %s\n",
+		w->app_port, tlsfix_ca_cert_path(w->ca), w->up_port, cred)));
+	w->lanyard_ca = h_strf("%s/ca.crt", w->d.state_dir);
+	cr_assert_gt(h_tls_upstream("up", w->up_port, cert, key, client_ca ? w->lanyard_ca : NULL),
+		     0, "ly-upstream");
+	w->up_log = h_path("up.jsonl");
+	w->up_raw = h_path("up.raw");
+}
+
+/* curl http://localhost:<app_port>@path from the app (a new connection each time); "ok". */
+static void app_get(const struct world *w, const char *path)
+{
+	char *out;
+
+	cr_assert_eq(ly_curl(w->cg, &out, h_strf("http://localhost:%d%s", w->app_port, path),
+			     NULL), 0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+}
+
+/* The client certificate that the upstream saw on the request for @target; asserts. */
+static json_t *seen_cert(const struct world *w, const char *target)
+{
+	json_t *req = h_jsonl_wait(w->up_log, "target", target, 5000), *cc;
+
+	cr_assert(req, "the upstream never received %s", target);
+	cc = json_object_get(json_object_get(req, "tls"), "client_cert");
+	cr_assert(json_is_object(cc), "%s: no client certificate upstream", target);
+	json_incref(cc);
+	json_decref(req);
+	return cc;
+}
+
+Test(tls, x509_presents_a_spiffe_client_certificate_to_an_upstream_that_requires_one)
+{
+	json_t *cc, *req, *toks, *t, *x = NULL, *use;
+	struct world w;
+	long long nb, na;
+	char *dump;
+	size_t i;
+
+	mtls_start(&w, "{ type: x509 }", true);
+	/* the upstream verified the chain against lanyard's CA (or the handshake had failed) */
+	app_get(&w, "/x509");
+	cc = seen_cert(&w, "/x509");
+	cr_expect_str_eq(json_string_value(json_array_get(json_object_get(cc, "uri_sans"), 0)),
+			 LY_SUB("app"));
+	cr_expect_eq(json_array_size(json_object_get(cc, "uri_sans")), 1);
+	nb = json_integer_value(json_object_get(cc, "not_before"));
+	na = json_integer_value(json_object_get(cc, "not_after"));
+	cr_expect_eq(na - nb, 3600 + 60, "1 h, backdated 60 s: %lld", na - nb);
+	cr_expect_leq(llabs(na - 3600 - (long long)time(NULL)), 10);
+	req = h_jsonl_wait(w.up_log, "target", "/x509", 1000);
+	cr_assert(req);
+	cr_expect_eq(h_json_header_count(req, "Authorization"), 0, "x509 adds no header");
+	json_decref(req);
+	/* lanyard tokens: the serial and expiry, never key material */
+	toks = ly_cli_json(&w.d, "tokens");
+	cr_assert(toks);
+	json_array_foreach(json_object_get(toks, "tokens"), i, t)
+		x = json_object_get(t, "x509");
+	cr_assert(json_is_object(x), "no x509 in lanyard tokens");
+	cr_expect(!strcasecmp(json_string_value(json_object_get(x, "serial")),
+			      json_string_value(json_object_get(cc, "serial"))),
+		  "tokens lists another serial than the upstream saw");
+	cr_expect_eq(json_integer_value(json_object_get(x, "not_after")), na);
+	dump = json_dumps(toks, 0);
+	cr_expect_null(strstr(dump, "PRIVATE"), "key material in tokens");
+	free(dump);
+	use = h_jsonl_wait(w.d.audit, "event", "credential.use", 5000);
+	cr_assert(use);
+	cr_expect(!strcasecmp(json_string_value(json_object_get(use, "serial")),
+			      json_string_value(json_object_get(cc, "serial"))));
+	json_decref(use);
+	json_decref(toks);
+	json_decref(cc);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, x509_client_certificates_rotate_across_three_lifetimes, .timeout = 90)
+{
+	char serials[16][64];
+	size_t nserials = 0;
+	struct world w;
+
+	mtls_start(&w, "{ type: x509, ttl: 2s }", true);
+	/* new connections for four 2 s lifetimes: each must carry an unexpired certificate */
+	for (int i = 0; i < 16; i++) {
+		const char *target = h_strf("/rot/%d", i);
+		long long before = (long long)time(NULL);
+		json_t *cc;
+		const char *serial;
+		size_t k;
+
+		app_get(&w, target);
+		cc = seen_cert(&w, target);
+		serial = json_string_value(json_object_get(cc, "serial"));
+		cr_expect_eq(json_integer_value(json_object_get(cc, "not_after")) -
+			     json_integer_value(json_object_get(cc, "not_before")), 2 + 60);
+		cr_expect_geq(json_integer_value(json_object_get(cc, "not_after")), before,
+			      "%s: the certificate had expired when it was used", target);
+		for (k = 0; k < nserials && strcmp(serials[k], serial); k++)
+			;
+		if (k == nserials)
+			snprintf(serials[nserials++], sizeof(serials[0]), "%s", serial);
+		json_decref(cc);
+		usleep(500 * 1000);
+	}
+	cr_expect_geq(nserials, 3, "%zu distinct serials over ~8 s of 2 s certificates",
+		      nserials);
+	cr_expect_geq(h_jsonl_count(w.d.audit, "event", "credential.issue"), 3);
+	tlsfix_ca_free(w.ca);
+}
+
+/* hex (lowercase SHA-256) -> base64url, as RFC 8705 3.1 x5t#S256 */
+static char *x5t_of_hex(const char *hex)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char md[32];
+	char *out = h_strf("%64s", "");
+	size_t o = 0;
+
+	cr_assert_eq(strlen(hex), 64);
+	for (int i = 0; i < 32; i++)
+		cr_assert_eq(sscanf(hex + 2 * i, "%2hhx", &md[i]), 1);
+	for (int i = 0; i < 32; i += 3) {
+		unsigned v = (unsigned)md[i] << 16 | (i + 1 < 32 ? (unsigned)md[i + 1] << 8 : 0) |
+			     (i + 2 < 32 ? md[i + 2] : 0);
+
+		out[o++] = b64[v >> 18 & 63];
+		out[o++] = b64[v >> 12 & 63];
+		if (i + 1 < 32)
+			out[o++] = b64[v >> 6 & 63];
+		if (i + 2 < 32)
+			out[o++] = b64[v & 63];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+Test(tls, a_jwt_with_mtls_is_bound_to_the_certificate_the_upstream_saw)
+{
+	json_t *req, *claims, *cc;
+	const char *x5t;
+	struct world w;
+
+	mtls_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m, mtls: true }", true);
+	app_get(&w, "/bound");
+	req = verified_request(&w, "/bound", &claims);
+	cc = seen_cert(&w, "/bound");
+	x5t = json_string_value(json_object_get(json_object_get(claims, "cnf"), "x5t#S256"));
+	cr_assert(x5t, "no cnf x5t#S256 in the JWT");
+	cr_expect_str_eq(x5t, x5t_of_hex(json_string_value(json_object_get(cc, "sha256"))),
+			 "the JWT is bound to another certificate");
+	cr_expect_str_eq(json_string_value(json_array_get(json_object_get(cc, "uri_sans"), 0)),
+			 LY_SUB("app"));
+	json_decref(cc);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, a_route_without_x509_presents_no_client_certificate)
+{
+	json_t *req, *claims;
+	struct world w;
+
+	/* an upstream that does not ask: nothing is sent */
+	mtls_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m }", false);
+	app_get(&w, "/nocert");
+	req = verified_request(&w, "/nocert", &claims);
+	cr_expect(json_is_null(json_object_get(json_object_get(req, "tls"), "client_cert")),
+		  "a client certificate was presented");
+	cr_expect_null(json_object_get(claims, "cnf"));
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, a_kept_alive_connection_keeps_its_certificate_and_bound_jwt_until_it_expires,
+     .timeout = 90)
+{
+	const char *serial0 = NULL, *x5t0 = NULL;
+	struct ly_driver dr;
+	json_t *toks, *r;
+	int ok = 0, expired = 0;
+	struct world w;
+
+	mtls_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 6s, mtls: true }", true);
+	ly_driver_start(&dr, "drv", w.cg, "127.0.0.1", w.app_port);
+	/* one connection, a request every 0.5 s: rotation at half life (3 s), expiry at 6 s */
+	for (int i = 0; i < 24 && !expired; i++) {
+		const char *target = h_strf("/ka/%d", i);
+		long long status;
+		json_t *req, *claims, *cc, *cnf;
+
+		r = ly_driver_get(&dr, target, 5000);
+		cr_assert(r, "%s: no answer", target);
+		status = json_integer_value(json_object_get(r, "status"));
+		if (status == 503) {
+			const char *body = json_string_value(json_object_get(r, "body"));
+
+			cr_expect(body && strstr(body, "client certificate of this connection "
+						 "expired"), "%s: %s", target, body);
+			cr_expect_eq(h_jsonl_count(w.up_log, "target", target), 0);
+			expired = 1;
+			json_decref(r);
+			break;
+		}
+		cr_assert_eq(status, 200, "%s: %lld", target, status);
+		json_decref(r);
+		req = verified_request(&w, target, &claims);
+		cc = json_object_get(json_object_get(req, "tls"), "client_cert");
+		if (!serial0) {
+			serial0 = h_strf("%s", json_string_value(json_object_get(cc, "serial")));
+			x5t0 = x5t_of_hex(json_string_value(json_object_get(cc, "sha256")));
+		}
+		/* every request on the connection: the JWT of the certificate it presented */
+		cnf = json_object_get(claims, "cnf");
+		cr_expect_str_eq(json_string_value(json_object_get(cnf, "x5t#S256")), x5t0, "%s",
+				 target);
+		ok++;
+		json_decref(claims);
+		json_decref(req);
+		usleep(500 * 1000);
+	}
+	cr_expect_geq(ok, 2);
+	cr_expect(expired, "the connection's certificate never expired for its requests");
+	/* meanwhile new connections got a newer certificate */
+	toks = ly_cli_json(&w.d, "tokens");
+	cr_assert(toks);
+	r = json_object_get(json_array_get(json_object_get(toks, "tokens"), 0), "x509");
+	cr_expect(json_is_object(r) &&
+		  strcasecmp(json_string_value(json_object_get(r, "serial")), serial0),
+		  "the route's certificate did not rotate");
+	json_decref(toks);
 	tlsfix_ca_free(w.ca);
 }

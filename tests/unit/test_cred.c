@@ -598,3 +598,216 @@ Test(cred, minted_header_verifies_with_pyjwt)
 	free(jwks);
 	policy_free(p);
 }
+
+/* --- x509 credentials and cnf-bound JWTs (RFC 8705) ------------------------------- */
+
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+
+#define X509_YAML \
+	"trust_domain: example.org\n" \
+	"workloads:\n" \
+	"  - name: billing\n" \
+	"    match: { cgroup: /system.slice/billing.service }\n" \
+	"    routes:\n" \
+	"      - to: 10.0.0.7:8443\n" \
+	"        tls: originate\n" \
+	"        server_name: api.example.org\n" \
+	"        credential: { type: x509 }\n" \
+	"      - to: 10.0.0.8:8443\n" \
+	"        tls: originate\n" \
+	"        server_name: api.example.org\n" \
+	"        credential: { type: x509, ttl: 2s }\n" \
+	"      - to: 10.0.0.9:8443\n" \
+	"        tls: originate\n" \
+	"        server_name: api.example.org\n" \
+	"        credential: { type: jwt, audience: https://api.example.org, ttl: 10s, " \
+	"mtls: true }\n"
+
+static struct ca *open_ca(void)
+{
+	char err[512] = "", dir[128];
+	struct ca *ca;
+
+	snprintf(dir, sizeof(dir), "%s/ca", tmpdir);
+	ca = ca_open(dir, NULL, NULL, err, sizeof(err));
+	cr_assert_not_null(ca, "ca_open: %s", err);
+	cred_issuer_set_ca(ci, ca);
+	return ca;
+}
+
+/* The first URI SAN of cert, into out. */
+static void uri_san(X509 *cert, char *out, size_t outlen)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+
+	out[0] = '\0';
+	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
+
+		if (g->type == GEN_URI) {
+			snprintf(out, outlen, "%.*s", ASN1_STRING_length(u),
+				 (const char *)ASN1_STRING_get0_data(u));
+			break;
+		}
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* base64url(SHA-256(DER)), computed here independently of ca.c */
+static void thumbprint(X509 *cert, char *out, size_t outlen)
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	cr_assert_eq(X509_digest(cert, EVP_sha256(), md, &n), 1);
+	jwt_b64url(md, n, out, outlen);
+}
+
+Test(cred, x509_slot_holds_a_client_certificate_and_no_header)
+{
+	struct ca *ca = open_ca();
+	struct policy *p = parse(X509_YAML);
+	int64_t now = time(NULL);
+	const struct cred *c;
+	char san[128], x5t[CA_THUMBPRINT_LEN];
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *vc = X509_STORE_CTX_new();
+
+	sync_ok(p, NULL, now);
+	c = cred_get(route(p, 0, 0), now);
+	cr_assert_not_null(c);
+	cr_assert_not_null(c->x509);
+	cr_expect_null(c->header, "an x509 credential puts nothing in the request");
+	cr_expect_str_eq(c->jti, "");
+	uri_san(c->x509->cert, san, sizeof(san));
+	cr_expect_str_eq(san, "spiffe://example.org/billing");
+	cr_expect_eq(c->x509->not_after - now, 3600, "default ttl 1h");
+	cr_expect_eq(c->exp, c->x509->not_after);
+	thumbprint(c->x509->cert, x5t, sizeof(x5t));
+	cr_expect_str_eq(c->x5t, x5t);
+	cr_expect_eq(X509_check_private_key(c->x509->cert, c->x509->key), 1);
+	/* the chain verifies against the CA, for client authentication */
+	cr_assert(st && vc);
+	X509_STORE_add_cert(st, ca_cert(ca));
+	X509_STORE_CTX_init(vc, st, c->x509->cert, c->x509->chain);
+	X509_STORE_CTX_set_purpose(vc, X509_PURPOSE_SSL_CLIENT);
+	cr_expect_eq(X509_verify_cert(vc), 1, "%s",
+		     X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
+	X509_STORE_CTX_free(vc);
+	X509_STORE_free(st);
+	policy_free(p);
+	ca_free(ca);
+}
+
+Test(cred, x509_rotates_with_a_fresh_serial_every_lifetime)
+{
+	struct ca *ca = open_ca();
+	struct policy *p = parse(X509_YAML);
+	int64_t t0 = time(NULL);
+	char seen[8][41];
+	size_t nseen = 0;
+
+	sync_ok(p, NULL, t0);
+	/* 250 ms ticks over four 2 s lifetimes, in whole seconds as the loop gives them */
+	for (int ms = 0; ms <= 8000; ms += 250) {
+		int64_t now = t0 + ms / 1000;
+		const struct cred *c;
+		size_t k;
+
+		cred_tick(ci, p, now);
+		c = cred_get(route(p, 0, 1), now);
+		cr_assert_not_null(c, "no certificate at +%d ms", ms);
+		cr_expect_lt(now, c->x509->not_after, "an expired certificate was handed out");
+		cr_expect_geq(now, c->x509->not_before);
+		for (k = 0; k < nseen && strcmp(seen[k], c->x509->serial); k++)
+			;
+		if (k == nseen && nseen < 8)
+			strcpy(seen[nseen++], c->x509->serial);
+	}
+	cr_expect_geq(nseen, 4, "%zu distinct serials over 4 lifetimes", nseen);
+	policy_free(p);
+	ca_free(ca);
+}
+
+/* The claims of a JWT in a header line, parsed. */
+static json_t *claims_of(const struct cred *c)
+{
+	size_t len = 0, n, i;
+	const char *tok = token_of(c, "Authorization: Bearer ", &len);
+	const char *dot1 = memchr(tok, '.', len);
+	const char *dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok));
+	char b64[1024];
+	unsigned char raw[1024];
+	json_t *j;
+	int m;
+
+	n = (size_t)(dot2 - dot1 - 1);
+	cr_assert_lt(n + 4, sizeof(b64));
+	for (i = 0; i < n; i++)
+		b64[i] = dot1[1 + i] == '-' ? '+' : dot1[1 + i] == '_' ? '/' : dot1[1 + i];
+	while (i % 4)
+		b64[i++] = '=';
+	m = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)i);
+	cr_assert_gt(m, 0);
+	while (m > 0 && raw[m - 1] == '\0')	/* DecodeBlock counts the padding */
+		m--;
+	j = json_loadb((const char *)raw, (size_t)m, 0, NULL);
+	cr_assert_not_null(j);
+	return j;
+}
+
+Test(cred, mtls_jwt_carries_the_thumbprint_of_its_certificate)
+{
+	struct ca *ca = open_ca();
+	struct policy *p = parse(X509_YAML);
+	int64_t now = time(NULL);
+	const struct cred *c, *old;
+	char x5t[CA_THUMBPRINT_LEN];
+	struct ca_cert *x;
+	json_t *j;
+
+	sync_ok(p, NULL, now);
+	c = cred_get(route(p, 0, 2), now);
+	cr_assert_not_null(c);
+	cr_assert_not_null(c->x509, "mtls: a client certificate too");
+	cr_assert_not_null(c->header);
+	j = claims_of(c);
+	thumbprint(c->x509->cert, x5t, sizeof(x5t));
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "cnf"), "x5t#S256")),
+			 x5t);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "sub")),
+			 "spiffe://example.org/billing");
+	cr_expect_eq(json_integer_value(json_object_get(j, "exp")), c->x509->not_after,
+		     "the token and its certificate expire together");
+	json_decref(j);
+	/* after a rotation the old pair still serves connections that presented it */
+	old = c;
+	cred_tick(ci, p, now + 5);
+	c = cred_get(route(p, 0, 2), now + 5);
+	cr_assert_neq(c, old);
+	cr_expect_eq(cred_get_bound(route(p, 0, 2), old->x509, now + 5), old);
+	cr_expect_eq(cred_get_bound(route(p, 0, 2), c->x509, now + 5), c);
+	cr_expect_null(cred_get_bound(route(p, 0, 2), old->x509, now + 10), "expired");
+	cr_expect_null(cred_get_bound(route(p, 0, 2), NULL, now + 5));
+	x = c->x509;
+	x->refs++;	/* as a connection holds it */
+	cred_revoke_workload(ci, p, "billing");
+	cr_expect_null(cred_get_bound(route(p, 0, 2), x, now + 5), "revoked");
+	ca_cert_put(x);
+	policy_free(p);
+	ca_free(ca);
+}
+
+Test(cred, x509_without_a_ca_fails_closed)
+{
+	struct policy *p = parse(X509_YAML);
+	int64_t now = time(NULL);
+
+	cr_expect_lt(cred_sync(ci, p, NULL, now), 0);
+	policy_free(p);
+}

@@ -227,6 +227,74 @@ Test(policy, parses_tls_routes_and_an_imported_ca)
 	policy_free(p);
 }
 
+static const char passthrough_yaml[] =
+	"trust_domain: example.org\n"
+	"workloads:\n"
+	"  - name: billing\n"
+	"    match: { cgroup: /b }\n"
+	"    routes:\n"
+	"      - to: API.example.org:443\n"
+	"        tls: passthrough\n"
+	"      - to: 10.0.0.0/8:443\n"
+	"        tls: passthrough\n"
+	"        sni: [Internal.Example.org, \"*.Svc.example.org\"]\n"
+	"      - to: mirror.example.org:443\n"
+	"        tls: passthrough\n"
+	"        sni: [cdn.example.net]\n";
+
+Test(policy, parses_passthrough_routes_without_a_credential)
+{
+	struct policy *p = parse_ok(passthrough_yaml);
+	const struct policy_route *r;
+
+	cr_assert_eq(p->workloads[0].nroutes, 3);
+	r = &p->workloads[0].routes[0];
+	cr_expect_eq(r->tls, POLICY_TLS_PASSTHROUGH);
+	cr_expect_null(r->audience, "no credential");
+	cr_expect_eq(r->nsni, 0);
+	cr_expect_null(r->sni);
+	r = &p->workloads[0].routes[1];
+	cr_expect_eq(r->tls, POLICY_TLS_PASSTHROUGH);
+	cr_assert_eq(r->nsni, 2);
+	cr_expect_str_eq(r->sni[0], "internal.example.org", "names are lowercased");
+	cr_expect_str_eq(r->sni[1], "*.svc.example.org");
+	r = &p->workloads[0].routes[2];
+	cr_assert_eq(r->nsni, 1);
+	cr_expect_str_eq(r->sni[0], "cdn.example.net");
+	policy_free(p);
+}
+
+Test(policy, sni_allowed_takes_the_host_the_list_and_one_label_wildcards)
+{
+	struct policy *p = parse_ok(passthrough_yaml);
+	const struct policy_route *host = &p->workloads[0].routes[0];
+	const struct policy_route *net = &p->workloads[0].routes[1];
+	const struct policy_route *both = &p->workloads[0].routes[2];
+	struct policy *plain = parse_ok(ONE_ROUTE("api.example.org:443"));
+
+	/* VALID */
+	cr_expect(policy_sni_allowed(host, "api.example.org"), "the route's own host");
+	cr_expect(policy_sni_allowed(net, "internal.example.org"));
+	cr_expect(policy_sni_allowed(net, "a.svc.example.org"), "the wildcard's one label");
+	cr_expect(policy_sni_allowed(both, "mirror.example.org"));
+	cr_expect(policy_sni_allowed(both, "cdn.example.net"));
+	/* REFUSED */
+	cr_expect(!policy_sni_allowed(host, "other.example.org"));
+	cr_expect(!policy_sni_allowed(host, "api.example.org.evil.test"));
+	cr_expect(!policy_sni_allowed(net, "svc.example.org"), "the wildcard needs a label");
+	cr_expect(!policy_sni_allowed(net, "a.b.svc.example.org"), "only one label");
+	cr_expect(!policy_sni_allowed(net, ".svc.example.org"));
+	cr_expect(!policy_sni_allowed(net, "xsvc.example.org"));
+	cr_expect(!policy_sni_allowed(net, "*.svc.example.org"), "a pattern is not a name");
+	cr_expect(!policy_sni_allowed(net, ""));
+	cr_expect(!policy_sni_allowed(net, NULL));
+	cr_expect(!policy_sni_allowed(NULL, "api.example.org"));
+	cr_expect(!policy_sni_allowed(&plain->workloads[0].routes[0], "api.example.org"),
+		  "only passthrough routes relay by name");
+	policy_free(plain);
+	policy_free(p);
+}
+
 Test(policy, accepts_flow_style_crlf_and_a_bom)
 {
 	struct policy *p = parse_ok("\xef\xbb\xbf{trust_domain: a.b, workloads: [{name: x, match: "
@@ -557,7 +625,7 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 		  "state_dir, audit, control_socket, ca, workloads)" },
 		{ HEAD WL RT CRED("") "        rotes: x\n", 8, 9,
 		  "unknown key \"rotes\" in route (expected: to, credential, header, tls, "
-		  "upstream, ca_file, server_name)" },
+		  "upstream, ca_file, server_name" },
 		{ "trust_domain: a\n? [x]\n: y\n", 2, 3, "keys in policy must be strings" },
 		{ "trust_domain: a\nlisten: [1]\n", 2, 9,
 		  "listen: expected a mapping, got a list" },
@@ -639,7 +707,7 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 		{ HEAD WL RT "        credential: jwt\n", 7, 21,
 		  "workloads[0].routes[0].credential: expected a mapping, got a scalar" },
 		{ HEAD WL RT "        credential: { type: oauth2, audience: a }\n", 7, 29,
-		  "credential.type: \"oauth2\" is not supported (supported: jwt)" },
+		  "credential.type: \"oauth2\" is not supported (supported: jwt, x509)" },
 		{ HEAD WL RT "        credential: { type: jwt }\n", 7, 21,
 		  "credential: missing required key \"audience\" in credential" },
 		{ HEAD WL RT "        credential: { type: jwt, audience: \"\" }\n", 7, 44,
@@ -685,18 +753,51 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 
 /* The TLS keys: same table shape, its own list so that each case says what it checks. */
 #define TLS(k)		"        " k "\n"
+/* a passthrough route without any other key, lines 6-7 */
+#define PT(to)		"      - to: " to "\n        tls: passthrough\n"
 ParameterizedTestParameters(policy, rejects_malformed_tls_settings)
 {
 	static struct bad_case cases[] = {
 		/* MALFORMED: tls */
-		{ HEAD WL RT CRED("") TLS("tls: passthrough"), 8, 14,
-		  "workloads[0].routes[0].tls: \"passthrough\" is not supported yet (supported: "
-		  "intercept, originate)" },
 		{ HEAD WL RT CRED("") TLS("tls: Intercept"), 8, 14,
-		  "\"Intercept\" is not a TLS mode (intercept, originate)" },
+		  "\"Intercept\" is not a TLS mode (intercept, originate, passthrough)" },
 		{ HEAD WL RT CRED("") TLS("tls: [intercept]"), 8, 14,
 		  "tls: expected a string, got a list" },
 		{ HEAD WL RT CRED("") TLS("tls:"), 8, 13, "tls: value is missing" },
+		{ HEAD WL "      - to: a.example.org:443\n" TLS("tls: intercept"), 6, 9,
+		  "workloads[0].routes[0]: missing required key \"credential\" in route" },
+		/* MALFORMED: passthrough */
+		{ HEAD WL PT("10.0.0.1:443"), 6, 9,
+		  "workloads[0].routes[0]: a tls: passthrough route to an address needs an sni: "
+		  "list of the server names it allows" },
+		{ HEAD WL PT("10.0.0.0/8:443"), 6, 9, "needs an sni: list" },
+		{ HEAD WL PT("api.example.org:443") CRED(""), 8, 21,
+		  "routes[0].credential: passthrough routes carry no credential" },
+		{ HEAD WL PT("api.example.org:443") TLS("header: \"X: {token}\""), 8, 17,
+		  "routes[0].header: passthrough routes carry no credential" },
+		{ HEAD WL PT("api.example.org:443") TLS("server_name: api.example.org"), 8, 22,
+		  "server_name is only used with tls: intercept or originate" },
+		{ HEAD WL PT("api.example.org:443") TLS("upstream: { port: 8443 }"), 8, 19,
+		  "upstream is only used with tls: intercept or originate" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: []"), 8, 14,
+		  "routes[0].sni: at least one server name is required" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: a.example.org"), 8, 14,
+		  "routes[0].sni: expected a list of server names, got a scalar" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: [a.example, \"*.org\"]"), 8, 26,
+		  "routes[0].sni[1]: \"*.org\": a wildcard must be followed by at least two "
+		  "labels" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: [\"*.*.example.org\"]"), 8, 15,
+		  "routes[0].sni[0]: \"*.*.example.org\": a host name may contain only letters" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: [\"a.*.example.org\"]"), 8, 15,
+		  "may contain only letters" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: [10.0.0.1]"), 8, 15,
+		  "the host name's last label is all digits" },
+		{ HEAD WL PT("10.0.0.1:443") TLS("sni: [[a.example.org]]"), 8, 15,
+		  "routes[0].sni[0]: expected a string, got a list" },
+		{ HEAD WL RT CRED("") TLS("sni: [a.example.org]"), 8, 14,
+		  "routes[0].sni: sni is only used with tls: passthrough" },
+		{ HEAD WL RT CRED("") TLS("tls: intercept") TLS("sni: [a.example.org]"), 9, 14,
+		  "sni is only used with tls: passthrough" },
 		/* MALFORMED: upstream */
 		{ HEAD WL RT CRED("") TLS("tls: originate") TLS("upstream: { port: 0 }"), 9, 27,
 		  "routes[0].upstream.port: \"0\": the port is out of range 1..65535" },
@@ -946,4 +1047,85 @@ Test(policy, refuses_large_missing_and_special_files)
 	cr_assert_eq(mkfifo(dir, 0600), 0);
 	expect_load_refused(dir, "not a regular file");
 	unlink(dir);
+}
+
+/* --- x509 credentials and mtls ------------------------------------------------------ */
+
+static const char x509_yaml[] =
+	"trust_domain: example.org\n"
+	"workloads:\n"
+	"  - name: billing\n"
+	"    match: { cgroup: /b }\n"
+	"    routes:\n"
+	"      - to: api.example.org:443\n"
+	"        tls: intercept\n"
+	"        credential: { type: x509 }\n"
+	"      - to: 10.0.0.1:80\n"
+	"        tls: originate\n"
+	"        server_name: api.example.org\n"
+	"        credential: { type: x509, ttl: 2s }\n"
+	"      - to: 10.0.0.2:80\n"
+	"        tls: originate\n"
+	"        server_name: api.example.org\n"
+	"        credential: { type: jwt, audience: a, mtls: true }\n";
+
+Test(policy, parses_x509_credentials_and_mtls_jwts)
+{
+	struct policy *p = parse_ok(x509_yaml);
+	const struct policy_route *r;
+
+	cr_assert_eq(p->workloads[0].nroutes, 3);
+	r = &p->workloads[0].routes[0];
+	cr_expect_eq(r->cred_type, POLICY_CRED_X509);
+	cr_expect_eq(r->ttl_s, 3600, "x509 defaults to 1h");
+	cr_expect_null(r->audience);
+	cr_expect_null(r->header_name, "an x509 credential adds no header");
+	r = &p->workloads[0].routes[1];
+	cr_expect_eq(r->cred_type, POLICY_CRED_X509);
+	cr_expect_eq(r->ttl_s, 2);
+	r = &p->workloads[0].routes[2];
+	cr_expect_eq(r->cred_type, POLICY_CRED_JWT);
+	cr_expect_eq(r->mtls, 1);
+	cr_expect_eq(r->ttl_s, POLICY_DEFAULT_TTL_S, "jwt keeps its 5m default");
+	cr_expect_str_eq(r->header_name, "Authorization");
+	policy_free(p);
+}
+
+#define X509(extra)	"        credential: { type: x509" extra " }\n"
+
+ParameterizedTestParameters(policy, rejects_malformed_x509_credentials)
+{
+	static struct bad_case cases[] = {
+		/* MALFORMED: x509 */
+		{ HEAD WL RT X509(""), 7, 21,
+		  "workloads[0].routes[0].credential: an x509 credential is only used with tls: "
+		  "intercept or originate" },
+		{ HEAD WL RT X509(", audience: a") TLS("tls: originate"), 7, 45,
+		  "routes[0].credential.audience: an x509 credential has no audience" },
+		{ HEAD WL RT X509(", mtls: true") TLS("tls: originate"), 7, 41,
+		  "routes[0].credential.mtls: an x509 credential is always mTLS" },
+		{ HEAD WL RT X509(", ttl: 25h") TLS("tls: originate"), 7, 40,
+		  "credential.ttl: \"25h\" is out of range 1s..24h" },
+		{ HEAD WL RT X509("") TLS("tls: originate") TLS("header: \"X: {token}\""), 9, 17,
+		  "routes[0].header: an x509 credential is not sent in a header" },
+		/* MALFORMED: mtls */
+		{ HEAD WL RT CRED(", mtls: true"), 7, 21,
+		  "routes[0].credential: mtls is only used with tls: intercept or originate" },
+		{ HEAD WL RT CRED(", mtls: yes") TLS("tls: originate"), 7, 53,
+		  "credential.mtls: \"yes\" is not a boolean (true, false)" },
+	};
+	struct bad_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].yaml = cr_strdup(cases[i].yaml);
+		p[i].msg = cr_strdup(cases[i].msg);
+	}
+	return cr_make_param_array(struct bad_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct bad_case *c, policy, rejects_malformed_x509_credentials)
+{
+	expect_refused(c);
 }

@@ -38,12 +38,29 @@ static void check_error(const char *err)
 
 static void check_route(const struct policy_route *r)
 {
-	CHECK(r->to && r->audience && r->port != 0);
-	CHECK(r->cred_type == POLICY_CRED_JWT && r->cred == NULL);
+	int tls_here = r->tls == POLICY_TLS_INTERCEPT || r->tls == POLICY_TLS_ORIGINATE;
+
+	CHECK(r->to && r->port != 0 && r->cred == NULL);
 	CHECK(r->ttl_s >= 1 && r->ttl_s <= POLICY_MAX_TTL_S);
-	CHECK(r->header_name && r->header_prefix && r->header_suffix && *r->header_name);
-	CHECK(!strpbrk(r->header_name, ": \r\n") && !strpbrk(r->header_prefix, "\r\n{}"));
-	CHECK(!strpbrk(r->header_suffix, "\r\n{}"));
+	/* a client certificate exists only in a handshake lanyardd makes */
+	CHECK(!r->mtls || (r->cred_type == POLICY_CRED_JWT && tls_here));
+	CHECK(r->nsni == 0 || r->tls == POLICY_TLS_PASSTHROUGH);
+	if (r->tls == POLICY_TLS_PASSTHROUGH) {
+		/* nothing is injected: no audience; an address lists the names it allows */
+		CHECK(!r->audience && (r->kind == POLICY_DEST_HOST || r->nsni > 0));
+		for (size_t i = 0; i < r->nsni; i++)
+			CHECK(r->sni[i] && *r->sni[i] && policy_sni_allowed(r, r->sni[i]) ==
+							      !strchr(r->sni[i], '*'));
+	} else if (r->cred_type == POLICY_CRED_X509) {
+		CHECK(tls_here && !r->audience && !r->header_name);
+	} else {
+		CHECK(r->cred_type == POLICY_CRED_JWT && r->audience);
+	}
+	if (r->header_name) {
+		CHECK(r->header_prefix && r->header_suffix && *r->header_name);
+		CHECK(!strpbrk(r->header_name, ": \r\n") && !strpbrk(r->header_prefix, "\r\n{}"));
+		CHECK(!strpbrk(r->header_suffix, "\r\n{}"));
+	}
 	CHECK(r->line > 0 && r->col > 0);
 	if (r->kind == POLICY_DEST_HOST) {
 		CHECK(r->host && *r->host && r->naddrs == 0 && r->addrs == NULL);

@@ -204,13 +204,18 @@ static void print_tokens(json_t *r)
 	printf("%-16s %-26s %-24s %-24s %-10s %-25s %s\n", "WORKLOAD", "ROUTE", "JTI", "AUDIENCE",
 	       "EXPIRES", "FINGERPRINT", "ISSUED/USED");
 	json_array_foreach(json_object_get(r, "tokens"), n, t) {
+		json_t *x = json_object_get(t, "x509");
 		char exp[32];
 
 		fmt_time(i(t, "exp"), exp, sizeof(exp));
-		printf("%-16s %-26s %-24s %-24s %-10s %-25s %lld/%lld%s\n", s(t, "workload"),
+		printf("%-16s %-26s %-24s %-24s %-10s %-25s %lld/%lld%s", s(t, "workload"),
 		       s(t, "route"), s(t, "jti"), s(t, "audience"), exp, s(t, "fingerprint"),
 		       i(t, "issued"), i(t, "used"),
 		       json_is_true(json_object_get(t, "revoked")) ? " revoked" : "");
+		/* x509 and mtls: the client certificate (serial, not after), never its key */
+		if (json_is_object(x))
+			printf(" cert serial %s not_after %lld", s(x, "serial"), i(x, "not_after"));
+		printf("\n");
 	}
 }
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +66,137 @@ static int ctx_common(SSL_CTX *ctx)
 	return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ? 0 : -EIO;
 }
 
+/*
+ * Upstream session resumption.  A new app connection costs lanyardd two full
+ * handshakes (the app's, and its own upstream); resuming the upstream one
+ * skips the upstream's signature and our chain verification.  One cache per
+ * client context, i.e. per set of trust anchors, keyed by the identity the
+ * upstream proved (the verified name or IP): a session is only offered to a
+ * connection that would verify the same identity against the same anchors.
+ * Never for a connection that presents a client certificate: a resumed session
+ * carries the client identity of the handshake that made it, and that may be
+ * another workload's or an expired certificate.
+ */
+#define SESS_SLOTS	16
+
+struct sess_cache {
+	struct {
+		char id[CA_HOST_MAX + 8];	/* "name|port" */
+		SSL_SESSION *sess;
+	} slot[SESS_SLOTS];
+	unsigned next;			/* round-robin replacement */
+};
+
+static int sess_idx = -1;		/* SSL_CTX ex_data index of the struct sess_cache */
+
+static void sess_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			    void *argp)
+{
+	struct sess_cache *sc = ptr;
+
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (!sc)
+		return;
+	for (size_t i = 0; i < SESS_SLOTS; i++)
+		SSL_SESSION_free(sc->slot[i].sess);
+	free(sc);
+}
+
+static struct sess_cache *sess_cache_of(SSL *ssl)
+{
+	return sess_idx < 0 ? NULL : SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sess_idx);
+}
+
+/*
+ * The cache key of ssl: the identity it verifies and the upstream's port (two
+ * servers with one name on two ports are two servers).  After connect().
+ */
+static void sess_id(SSL *ssl, char *id, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned port = 0;
+	size_t n;
+
+	tls_peer_name(ssl, id, len);
+	if (!getpeername(SSL_get_fd(ssl), (struct sockaddr *)&ss, &sl))
+		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+							((struct sockaddr_in *)&ss)->sin_port);
+	n = strlen(id);
+	if (!port || !n || n + 7 > len)
+		id[0] = '\0';	/* no key, no resumption */
+	else
+		snprintf(id + n, len - n, "|%u", port);
+}
+
+/* The slot for id, or NULL. */
+static SSL_SESSION **sess_find(struct sess_cache *sc, const char *id)
+{
+	for (size_t i = 0; sc && *id && i < SESS_SLOTS; i++)
+		if (sc->slot[i].sess && !strcmp(sc->slot[i].id, id))
+			return &sc->slot[i].sess;
+	return NULL;
+}
+
+/* OpenSSL hands over each new session (TLS 1.3: each ticket) of a verified handshake. */
+static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct sess_cache *sc = sess_cache_of(ssl);
+	char id[CA_HOST_MAX + 8];
+	SSL_SESSION **slot;
+
+	if (!sc || SSL_get_certificate(ssl) || SSL_get_verify_result(ssl) != X509_V_OK)
+		return 0;	/* 0: we took no reference */
+	sess_id(ssl, id, sizeof(id));
+	if (!*id)
+		return 0;
+	slot = sess_find(sc, id);
+	if (!slot) {
+		unsigned i = sc->next++ % SESS_SLOTS;
+
+		memcpy(sc->slot[i].id, id, sizeof(id));
+		slot = &sc->slot[i].sess;
+	}
+	SSL_SESSION_free(*slot);
+	*slot = sess;
+	return 1;
+}
+
+/* Offer the cached session for ssl's identity, if any (before the handshake). */
+static void sess_offer(SSL *ssl)
+{
+	char id[CA_HOST_MAX + 8];
+	SSL_SESSION **slot;
+
+	sess_id(ssl, id, sizeof(id));
+	slot = sess_find(sess_cache_of(ssl), id);
+	if (slot && SSL_SESSION_is_resumable(*slot))
+		SSL_set_session(ssl, *slot);
+}
+
+static int client_sess_init(SSL_CTX *ctx)
+{
+	struct sess_cache *sc;
+
+	if (sess_idx < 0)
+		sess_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sess_cache_free);
+	sc = sess_idx < 0 ? NULL : calloc(1, sizeof(*sc));
+	if (!sc || !SSL_CTX_set_ex_data(ctx, sess_idx, sc)) {
+		free(sc);
+		return -ENOMEM;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+					    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, sess_new_cb);
+	return 0;
+}
+
 static SSL_CTX *client_ctx_new(const char *ca_file, char *why, size_t whylen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	int ok;
 
-	if (!ctx || ctx_common(ctx)) {
+	if (!ctx || ctx_common(ctx) || client_sess_init(ctx)) {
 		snprintf(why, whylen, "cannot create a TLS context: %s", ssl_reason("?"));
 		SSL_CTX_free(ctx);
 		return NULL;
@@ -420,6 +546,8 @@ SSL *tls_connect_new(const struct policy_route *r, int fd, const char *sni, int 
 		SSL_free(ssl);
 		return NULL;
 	}
+	if (r->cred_type != POLICY_CRED_X509 && !r->mtls)
+		sess_offer(ssl);
 	SSL_set_connect_state(ssl);
 	return ssl;
 }

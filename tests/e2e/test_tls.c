@@ -1122,3 +1122,52 @@ Test(tls, a_kept_alive_connection_keeps_its_certificate_and_bound_jwt_until_it_e
 	json_decref(toks);
 	tlsfix_ca_free(w.ca);
 }
+
+/* --- upstream session resumption ------------------------------------------------------------ */
+
+/* The upstream's "resumed" for the request to @target; asserts it was received. */
+static bool seen_resumed(const struct world *w, const char *target)
+{
+	json_t *req = h_jsonl_wait(w->up_log, "target", target, 5000);
+	bool r;
+
+	cr_assert(req, "the upstream never received %s", target);
+	r = json_is_true(json_object_get(json_object_get(req, "tls"), "resumed"));
+	json_decref(req);
+	return r;
+}
+
+Test(tls, upstream_sessions_are_resumed_and_every_request_still_gets_a_credential)
+{
+	json_t *req, *claims;
+	struct world w;
+
+	mtls_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m }", false);
+	app_get(&w, "/resume-1");
+	app_get(&w, "/resume-2");
+	app_get(&w, "/resume-3");
+	cr_expect(!seen_resumed(&w, "/resume-1"), "the first connection cannot resume");
+	/* the first response brought the upstream's ticket: the next connections use it */
+	cr_expect(seen_resumed(&w, "/resume-2"), "the second upstream handshake was full");
+	cr_expect(seen_resumed(&w, "/resume-3"), "the third upstream handshake was full");
+	req = verified_request(&w, "/resume-3", &claims);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+Test(tls, a_connection_with_a_client_certificate_never_resumes)
+{
+	struct world w;
+	json_t *cc;
+
+	/* a resumed session would carry the client identity of an older handshake */
+	mtls_start(&w, "{ type: x509, ttl: 1h }", true);
+	app_get(&w, "/cert-1");
+	app_get(&w, "/cert-2");
+	cr_expect(!seen_resumed(&w, "/cert-1") && !seen_resumed(&w, "/cert-2"),
+		  "an mTLS upstream session was resumed");
+	cc = seen_cert(&w, "/cert-2");
+	json_decref(cc);
+	tlsfix_ca_free(w.ca);
+}

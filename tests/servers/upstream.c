@@ -614,6 +614,7 @@ static int tls_describe(struct conn *c)
 		buf_json_str(b, (const char *)alpn, alpn_len);
 	else
 		buf_str(b, "null");
+	buf_str(b, SSL_session_reused(c->ssl) ? ",\"resumed\":true" : ",\"resumed\":false");
 	buf_str(b, ",\"client_cert\":");
 	if (peer)
 		json_client_cert(b, peer);

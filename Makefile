@@ -137,16 +137,36 @@ $(TEST_OUT)/e2e/%: tests/e2e/%.c $(TLIB_SRCS) $(wildcard tests/lib/*.h) $(LIB)
 	$(Q)mkdir -p $(TEST_OUT)/e2e
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(TLIB_SRCS) $(LIB) $(TEST_LIBS) $(LIBS) -o $@
 
-tests: $(UNIT_BINS) $(E2E_BINS)
+# Clients of the discovery tests: OpenSSL linked statically (must map no libssl.so), and an
+# HTTPS client on Go's crypto/tls (standard library only, built offline under build/go).
+TOOL_OUT   := $(TEST_OUT)/tools
+TEST_TOOLS := $(TOOL_OUT)/ly-static-tls $(TOOL_OUT)/ly-go-tls
+GO_ENV     := GOCACHE=$(abspath $(OUTPUT))/go/cache GOPATH=$(abspath $(OUTPUT))/go/path \
+              GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0
+
+$(TOOL_OUT)/ly-static-tls: tests/tools/static_tls.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(TOOL_OUT)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -lpthread -ldl -o $@
+
+$(TOOL_OUT)/ly-go-tls: $(wildcard tests/tools/go_tls/*.go) | $(DEPS_STAMP)
+	$(call msg,GO,$@)
+	$(Q)mkdir -p $(TOOL_OUT)
+	$(Q)cd tests/tools/go_tls && $(GO_ENV) go build -trimpath -o $(abspath $@) .
+
+# test_procscan classifies the two clients above
+$(TEST_OUT)/unit/test_procscan: $(TEST_TOOLS)
+
+tests: $(UNIT_BINS) $(E2E_BINS) $(TEST_TOOLS)
 
 unit: $(UNIT_BINS)
 	$(Q)./tests/run.sh unit $(UNIT_BINS)
 
-e2e: all $(E2E_BINS)
+e2e: all $(E2E_BINS) $(TEST_TOOLS)
 	$(Q)./tests/run.sh e2e $(E2E_BINS)
 
 # --- fuzz (libFuzzer) ------------------------------------------------------
-$(FUZZ_OUT)/%: tools/fuzz/%.c $(LIB_SRCS) $(wildcard userspace/*.h) | $(DEPS_STAMP)
+$(FUZZ_OUT)/%: tools/fuzz/%.c tools/fuzz/fuzz.h $(LIB_SRCS) $(wildcard userspace/*.h) | $(DEPS_STAMP)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(FUZZ_OUT)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
@@ -155,6 +175,8 @@ $(FUZZ_OUT)/%: tools/fuzz/%.c $(LIB_SRCS) $(wildcard userspace/*.h) | $(DEPS_STA
 FUZZ_DEPS_fuzz_http1  := userspace/http1.c
 FUZZ_DEPS_fuzz_policy := userspace/policy.c userspace/log.c
 FUZZ_DEPS_fuzz_tlshello := userspace/tlshello.c
+FUZZ_DEPS_fuzz_discover := userspace/discover.c userspace/http1.c userspace/secret.c \
+                           userspace/audit.c userspace/log.c
 
 fuzz: $(FUZZ_BINS)
 	$(Q)./tools/fuzz/run.sh long $(FUZZ_BINS)

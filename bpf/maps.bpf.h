@@ -86,4 +86,27 @@ static __always_inline const struct ly_config *config_get(void)
 	return bpf_map_lookup_elem(&config, &zero);
 }
 
+/*
+ * The deepest enrolled ancestor of the current task's cgroup (level 0 is the
+ * root).  One hash lookup per level: that is all an unenrolled cgroup costs.
+ */
+static __always_inline int workload_find(struct ly_workload *out)
+{
+	struct ly_workload *w;
+	int found = 0;
+
+	for (int level = 0; level < LY_MAX_CGROUP_DEPTH; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!id)
+			break;
+		w = bpf_map_lookup_elem(&workloads, &id);
+		if (w) {
+			*out = *w;
+			found = 1;
+		}
+	}
+	return found ? 0 : -ENOENT;
+}
+
 #endif /* LY_MAPS_BPF_H */

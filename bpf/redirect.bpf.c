@@ -68,29 +68,6 @@ static __always_inline int dst_is_listener(const struct ly_config *cfg, const st
 	       d->addr[3] == l6[3];
 }
 
-/*
- * The deepest enrolled ancestor of the current task's cgroup (level 0 is the
- * root).  One hash lookup per level: that is all an unenrolled cgroup costs.
- */
-static __always_inline int workload_find(struct ly_workload *out)
-{
-	struct ly_workload *w;
-	int found = 0;
-
-	for (int level = 0; level < LY_MAX_CGROUP_DEPTH; level++) {
-		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
-
-		if (!id)
-			break;
-		w = bpf_map_lookup_elem(&workloads, &id);
-		if (w) {
-			*out = *w;
-			found = 1;
-		}
-	}
-	return found ? 0 : -ENOENT;
-}
-
 /* Longest prefix for {workload, exact port}, then for {workload, any port}. */
 static __always_inline int route_find(const struct ly_dst *d, __u32 workload_id,
 				      struct ly_route *out)

@@ -6,7 +6,7 @@
 # through lanyardd (a fresh JWT per request), through nginx and through HAProxy (a static
 # header of the same size); the same over HTTPS (lanyardd intercept vs nginx terminating and
 # re-encrypting), TLS handshake rate and first-request latency for new names; then connect()
-# cost and JWT mint rate.  Ratios, not absolutes.
+# cost, JWT mint rate and the cost of the TLS uprobes per SSL_write.  Ratios, not absolutes.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,6 +30,10 @@ NGINX_TLS_PORT=$((TLS_PORT + 1))
 HS_CONN=${BENCH_HS_CONN:-4}
 HS_DUR=${BENCH_HS_DURATION:-$DUR}
 FRESH=${BENCH_FRESH_NAMES:-50}
+UPROBE=${BENCH_UPROBE:-1}
+UPROBE_WRITES=${BENCH_UPROBE_WRITES:-100000}
+UPROBE_HEADS=${BENCH_UPROBE_HEADS:-20000}
+UPROBE_ROUNDS=${BENCH_UPROBE_ROUNDS:-5}
 TLS_NAME=api.bench.lanyard # the upstream's name; its certificate also has *.bench.lanyard
 TLS_ROUTE=127.0.0.2:$TLS_PORT # intercept, server_name $TLS_NAME: wrk sends no SNI to an IP
 FRESH_ROUTE=127.0.0.3:$TLS_PORT # intercept, any SNI: a new name mints a new leaf
@@ -39,6 +43,7 @@ ROUTE=127.0.0.2:$UP_PORT
 CG_TOP=/lanyard-bench-$$
 CG=$CG_TOP/client   # enrolled; wrk runs here for every target
 CG_PLAIN=$CG_TOP/plain # not enrolled; for the connect() micro-benchmark
+CG_OBS=$CG_TOP/observed # mode: observe; for the uprobe benchmark
 PIN_DIR=/sys/fs/bpf/lanyard-bench-$$
 TARGETS=(direct lanyard nginx haproxy)
 TLS_TARGETS=(direct-tls lanyard-tls nginx-tls)
@@ -88,12 +93,12 @@ cleanup() {
 	fi
 	if [ -n "$CG_MNT" ] && [ -d "$CG_MNT$CG_TOP" ]; then
 		# anything still in our cgroups was started by this script (wrk, a helper)
-		for cg in "$CG" "$CG_PLAIN"; do
+		for cg in "$CG" "$CG_PLAIN" "$CG_OBS"; do
 			[ -f "$CG_MNT$cg/cgroup.procs" ] || continue
 			while read -r pid; do kill -KILL "$pid"; done <"$CG_MNT$cg/cgroup.procs"
 		done
 		sleep 0.2
-		rmdir "$CG_MNT$CG" "$CG_MNT$CG_PLAIN" "$CG_MNT$CG_TOP" 2>/dev/null
+		rmdir "$CG_MNT$CG" "$CG_MNT$CG_PLAIN" "$CG_MNT$CG_OBS" "$CG_MNT$CG_TOP" 2>/dev/null
 	fi
 	[ -n "$T" ] && rm -rf "$T"
 	exit "$rc"
@@ -567,6 +572,111 @@ print("%5.0f ns  (connect4 %.0f + sockops %.0f)" % ((c4 + so) / n, c4 / n, so / 
 		"one thread, 2 s:"
 	sed -n 's/.* per_s=\([0-9]*\) us_per_mint=\([0-9.]*\).*/    \1 JWTs\/s (\2 us each)/p' \
 		"$T/jwt.out"
+fi
+
+# --- TLS uprobes ---------------------------------------------------------------------------
+
+# uprobe_run NAME CGROUP WRITES MODE [trap]: one run of the SSL_write loop from CGROUP,
+# appended to $T/uprobe.NAME (one "ns_per_write=..." line per run)
+uprobe_run() {
+	"$BIN/ly-cgexec" "$2" -- "$T/ly-bench-uprobe" "$3" 64 "${@:4}" >>"$T/uprobe.$1" ||
+		die "ly-bench-uprobe failed"
+}
+# without lanyardd: no uprobes, and the reference: a bare uprobe (no program) on SSL_write
+uprobe_baseline() {
+	for _ in $(seq "$UPROBE_ROUNDS"); do
+		uprobe_run none-body "$CG_PLAIN" "$UPROBE_WRITES" body
+		uprobe_run none-head "$CG_PLAIN" "$UPROBE_HEADS" head
+		uprobe_run trap-body "$CG_PLAIN" "$UPROBE_WRITES" body trap
+	done
+}
+uprobe_lanyardd_up() {
+	"$BIN/lanyard" --socket "$T/control-uprobe.sock" --json workloads 2>/dev/null |
+		jpy 'all(w["enrolled"] for w in d["workloads"])' | grep -q True &&
+		grep -q 'uprobes on' "$T/lanyardd-uprobe.log"
+}
+if [ "$UPROBE" = 1 ]; then
+	step "TLS uprobes: the cost of one SSL_write"
+	cc "${HELPER_CFLAGS[@]}" tools/bench/uprobe_write.c -lssl -lcrypto -lpthread \
+		-o "$T/ly-bench-uprobe" || die "cannot build tools/bench/uprobe_write.c"
+	# a lanyardd of its own that observes one cgroup: the bench's main one goes first
+	stop "$LD_PID"
+	LD_PID=''
+	mkdir -p "$CG_MNT$CG_PLAIN" "$CG_MNT$CG_OBS"
+	# no probes, part 1: before this lanyardd attaches its uprobes
+	uprobe_baseline
+	cat >"$T/policy-uprobe.yaml" <<EOF
+trust_domain: bench.lanyard.internal
+listen: { port: $LISTEN_PORT }
+admin: { listen: 127.0.0.1:$ADMIN_PORT }
+state_dir: $T/state-uprobe
+audit: { path: $T/audit-uprobe.jsonl }
+control_socket: $T/control-uprobe.sock
+workloads:
+  - name: observed
+    match: { cgroup: $CG_OBS }
+    mode: observe
+EOF
+	"$BIN/lanyardd" --config "$T/policy-uprobe.yaml" --pin-dir "$PIN_DIR" --ephemeral \
+		2>"$T/lanyardd-uprobe.log" &
+	LD_PID=$!
+	wait_for 15 uprobe_lanyardd_up ||
+		die "lanyardd (observe) did not come up with its uprobes:" \
+			"$(tail -n 5 "$T/lanyardd-uprobe.log")"
+	say "  $(grep -m1 'uprobes on' "$T/lanyardd-uprobe.log" | sed 's/.*info: //')"
+	for _ in $(seq "$UPROBE_ROUNDS"); do
+		uprobe_run unobs-body "$CG_PLAIN" "$UPROBE_WRITES" body
+		uprobe_run obs-body "$CG_OBS" "$UPROBE_WRITES" body
+		uprobe_run obs-head "$CG_OBS" "$UPROBE_HEADS" head
+	done
+	sleep 1 # lanyardd drains its ring buffer
+	HEADS_SEEN=$(grep -c '"event":"flow.tls".*"path":"/bench"' "$T/audit-uprobe.jsonl" || true)
+	stop "$LD_PID"
+	LD_PID=''
+	# no probes, part 2: after it detached (--ephemeral)
+	uprobe_baseline
+	UPROBES_OTHER=$(bpftool prog show 2>/dev/null | grep -cE 'name ly_(ssl|gnutls)_' || true)
+	say "  one loopback TLS 1.3 connection, 64-byte SSL_write calls to a sink thread;"
+	say "  $UPROBE_ROUNDS runs of each, alternating ($UPROBE_WRITES writes per run; request" \
+		"heads: $UPROBE_HEADS); ns per call: median over runs (range)"
+	"$PY" - "$T" "$HEADS_SEEN" <<'EOF'
+import re, statistics, sys
+d, seen = sys.argv[1], int(sys.argv[2])
+def field(name, key):
+    return [float(re.search(key + r"=(\d+)", l).group(1)) for l in open(f"{d}/uprobe.{name}")]
+def runs(name):
+    return field(name, "ns_per_write")
+med = {n: statistics.median(runs(n)) for n in
+       ("none-body", "none-head", "trap-body", "unobs-body", "obs-body", "obs-head")}
+# every write of the head runs is a head, the untimed warm-up ones included
+heads = int(sum(field("obs-head", "writes")) + sum(field("obs-head", "warmup")))
+rows = [("no uprobes (before and after)", "none-body", None),
+        ("bare uprobe, no program (reference)", "trap-body", "none-body"),
+        ("uprobes, unobserved cgroup", "unobs-body", "none-body"),
+        ("uprobes, observed cgroup", "obs-body", "none-body"),
+        ("no uprobes, request heads", "none-head", None),
+        ("uprobes, observed, request heads", "obs-head", "none-head")]
+print("  %-36s %8s %19s %8s" % ("", "ns/call", "range", "added"))
+for label, n, base in rows:
+    v = runs(n)
+    add = "%+8.0f" % (med[n] - med[base]) if base else "%8s" % "-"
+    print("  %-36s %8.0f %9.0f-%-9.0f %s" % (label, med[n], min(v), max(v), add))
+obs = med["obs-body"] - med["none-body"]
+heads_added = med["obs-head"] - med["none-head"]
+unobs = med["unobs-body"] - med["none-body"]
+noise = (max(runs("none-body")) - min(runs("none-body"))) / 2
+print("\n  observed: %+.2f us per call, %+.2f us per captured request head (target <= 2 us: %s)"
+      % (obs / 1000, heads_added / 1000,
+         "within" if max(obs, heads_added) <= 2000 else "MISSES"))
+print("  unobserved: %+.2f us per call; the no-uprobe runs spread +/- %.2f us: %s" % (
+      unobs / 1000, noise / 1000,
+      "no measurable change" if abs(unobs) <= noise else "MEASURABLE"))
+print("  the kernel's uprobe trap alone: %+.2f us per call; lanyard's programs add %+.2f us"
+      " to it (observed)" % ((med["trap-body"] - med["none-body"]) / 1000,
+                             (med["obs-body"] - med["trap-body"]) / 1000))
+print("  lanyardd audited %d flow.tls events for the %d request heads written" % (seen, heads))
+EOF
+	say "  (TLS programs of other lanyardd instances loaded at the end: $UPROBES_OTHER)"
 fi
 say ""
 say "bench done; cleaning up"

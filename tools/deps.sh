@@ -12,7 +12,7 @@ libbpf-dev bpftool libelf-dev zlib1g-dev
 libssl-dev openssl ca-certificates
 libyaml-dev libjansson-dev libcurl4-openssl-dev
 libcriterion-dev
-curl wget python3 python3-jwt python3-cryptography gnutls-bin
+curl wget python3 python3-jwt python3-cryptography gnutls-bin golang-go
 iproute2 procps psmisc
 nginx haproxy wrk
 "

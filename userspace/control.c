@@ -20,6 +20,7 @@
 #include "ca.h"
 #include "control.h"
 #include "daemon.h"
+#include "discover.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -59,6 +60,13 @@ static const char *stat_names[LY_STAT_MAX] = {
 	[LY_STAT_SKIP_PROTO] = "skip_proto",
 	[LY_STAT_SKIP_OBSERVE] = "skip_observe",
 	[LY_STAT_PEER_CLOSED] = "peer_closed",
+	[LY_STAT_TLS_WRITE] = "tls_write",
+	[LY_STAT_TLS_NOFD] = "tls_nofd",
+	[LY_STAT_DATA_EVENT] = "data_event",
+	[LY_STAT_DATA_DROP] = "data_drop",
+	[LY_STAT_EXEC] = "exec",
+	[LY_STAT_TLS_STALE] = "tls_stale",
+	[LY_STAT_DATA_READ_FAIL] = "data_read_fail",
 };
 
 static json_t *error_reply(const char *msg)
@@ -168,13 +176,14 @@ static json_t *cmd_routes(struct daemon *d)
 
 static void flow_to_json(void *ctx, const struct proxy_flow_info *fi)
 {
+	/* sni, request: what the TLS uprobes saw the app say (null until then) */
 	json_array_append_new(ctx, json_pack("{s:I, s:s?, s:i, s:I, s:s, s:s, s:s, s:I, s:I, s:I, "
-					     "s:I}",
+					     "s:I, s:s?, s:s?}",
 		"flow", (json_int_t)fi->id, "workload", fi->workload, "pid", (int)fi->pid,
 		"cgroup", (json_int_t)fi->cgroup_id, "comm", fi->comm, "exe", fi->exe,
 		"dst", fi->dst, "requests", (json_int_t)fi->requests,
 		"bytes_up", (json_int_t)fi->bytes_up, "bytes_down", (json_int_t)fi->bytes_down,
-		"since", (json_int_t)fi->since));
+		"since", (json_int_t)fi->since, "sni", fi->sni, "request", fi->request));
 }
 
 static json_t *cmd_flows(struct daemon *d)
@@ -183,6 +192,33 @@ static json_t *cmd_flows(struct daemon *d)
 
 	proxy_foreach_flow(d->proxy, flow_to_json, arr);
 	return json_pack("{s:b, s:o}", "ok", 1, "flows", arr);
+}
+
+/*
+ * The discovery inventory: {"since": N, "secrets": [...], "unobservable": [...],
+ * "dropped": N}.  "since" (optional, unix seconds, 0 = all) keeps the rows last seen
+ * at or after it.  Fingerprints only: the inventory never holds a value.
+ */
+static json_t *cmd_discover(struct daemon *d, json_t *req)
+{
+	json_t *since = json_object_get(req, "since"), *inv, *r;
+	json_int_t s = 0;
+
+	if (since && (!json_is_integer(since) || json_integer_value(since) < 0))
+		return error_reply("\"since\" must be a non-negative integer (unix seconds)");
+	if (since)
+		s = json_integer_value(since);
+	if (!d->disc)
+		return error_reply("discovery is not running");
+	inv = discover_json(d->disc, (int64_t)s);
+	r = inv ? json_pack("{s:b, s:I}", "ok", 1, "since", s) : NULL;
+	if (!r || json_object_update(r, inv) < 0) {
+		json_decref(inv);
+		json_decref(r);
+		return error_reply("out of memory");
+	}
+	json_decref(inv);
+	return r;
 }
 
 /* A client certificate's serial and validity (public data; never its key), or null. */
@@ -297,6 +333,8 @@ char *control_handle(struct daemon *d, const char *line, size_t len)
 		resp = cmd_revoke(d, req);
 	else if (!strcmp(cmd, "ca"))
 		resp = cmd_ca(d);
+	else if (!strcmp(cmd, "discover"))
+		resp = cmd_discover(d, req);
 	else
 		resp = error_reply("unknown command");
 	if (!cmd || json_is_false(json_object_get(resp, "ok")))

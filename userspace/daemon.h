@@ -69,6 +69,7 @@ struct daemon {
 	struct ca *ca;			/* local or imported CA; NULL until TLS is set up */
 
 	struct proxy *proxy;
+	struct discover *disc;		/* static secrets seen by the TLS uprobes (discover.c) */
 	struct admin *admin;
 	struct control *control;
 

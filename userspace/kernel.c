@@ -15,11 +15,18 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -31,10 +38,13 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wcast-qual"
 #include "redirect.skel.h"
+#include "tls.skel.h"
 #pragma GCC diagnostic pop
 
 #define BPFFS_ROOT	"/sys/fs/bpf"
 #define NPROGS		3
+#define NTPS		2	/* tls.bpf.c's raw tracepoints */
+#define TLS_MAX_FILES	1024	/* library files probed (system + private copies) */
 
 /* what kernel_apply() keeps of one workload */
 struct kernel_wl {
@@ -42,13 +52,28 @@ struct kernel_wl {
 	char *cgroup;		/* relative to the cgroup2 mount, starts with '/' */
 	uint32_t id;
 	uint32_t flags;
+	enum policy_mode mode;
 	uint64_t cgid;		/* enrolled cgroup id, 0 = not (yet) */
 	int is_daemon;		/* the path is lanyardd's own cgroup (warned once) */
+};
+
+/* one library file with uprobes on it: never probed twice */
+struct tls_file {
+	uint64_t dev, ino;
+	struct bpf_link **links;
+	size_t nlinks;
 };
 
 struct kernel {
 	struct redirect_bpf *skel;
 	struct bpf_link *links[NPROGS];
+	struct tls_bpf *tls;		/* NULL: TLS observation unavailable (warned) */
+	struct bpf_link *tps[NTPS];	/* not pinned: observation stops with lanyardd */
+	struct tls_file *tfiles;
+	size_t ntfiles;
+	int tls_sock;			/* to the attach helper; -1: attach in this process */
+	pid_t tls_helper;
+	int tls_helper_gone;		/* it did not answer: attach nothing any more */
 	struct ring_buffer *rb;
 	kernel_event_cb cb;		/* only set during kernel_events_poll() */
 	void *cb_ctx;
@@ -284,6 +309,7 @@ static int config_write(struct kernel *k, const struct kernel_opts *o)
 	cfg.flags = LY_CFG_ENABLED;
 	cfg.mark = o->mark;
 	cfg.daemon_cgid = o->daemon_cgid;
+	cfg.daemon_tgid = (__u32)getpid();
 	cfg.listen4 = htonl(INADDR_LOOPBACK);
 	cfg.listen_port = htons(o->listen_port ? o->listen_port : POLICY_DEFAULT_LISTEN_PORT);
 	memcpy(cfg.listen6, &lo6, sizeof(cfg.listen6));
@@ -395,6 +421,512 @@ static int kernel_load(struct kernel *k, const struct kernel_opts *o, char *err,
 	return 0;
 }
 
+/* --- TLS observation (tls.bpf.c) ----------------------------------------------- */
+
+/*
+ * Load tls.bpf.o on the maps redirect.bpf.o pinned (LIBBPF_PIN_BY_NAME under
+ * the same pin root: one `workloads`, `config`, `events`, `stats`) and attach
+ * its write-syscall and exec raw tracepoints.  Its links are not pinned: TLS
+ * observation is not enforcement, and stops with lanyardd.  Failing here only
+ * disables observation (warned): enforcement must not depend on tracing.
+ */
+static int tls_open(struct kernel *k)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = k->pin_dir);
+	struct bpf_program *tps[NTPS];
+	int rc;
+
+	k->tls = tls_bpf__open_opts(&oo);
+	if (!k->tls)
+		return -errno;
+	rc = tls_bpf__load(k->tls);
+	if (rc)
+		return rc;
+	tps[0] = k->tls->progs.ly_sys_enter;
+	tps[1] = k->tls->progs.ly_exec;
+	for (int i = 0; i < NTPS; i++) {
+		k->tps[i] = bpf_program__attach(tps[i]);
+		if (!k->tps[i])
+			return -errno;
+	}
+	return 0;
+}
+
+static void tls_close(struct kernel *k)
+{
+	for (size_t i = 0; i < k->ntfiles; i++) {
+		for (size_t j = 0; j < k->tfiles[i].nlinks; j++)
+			bpf_link__destroy(k->tfiles[i].links[j]);
+		free(k->tfiles[i].links);
+	}
+	free(k->tfiles);
+	k->tfiles = NULL;
+	k->ntfiles = 0;
+	for (int i = 0; i < NTPS; i++) {
+		bpf_link__destroy(k->tps[i]);
+		k->tps[i] = NULL;
+	}
+	tls_bpf__destroy(k->tls);
+	k->tls = NULL;
+}
+
+/*
+ * One library function and the program that watches it.  A write function also
+ * gets the uretprobe ly_tls_wret: both or neither, since an entry without its
+ * return leaves a thread "in flight" and a return without its entry sees nothing.
+ */
+struct tls_probe {
+	unsigned lib;		/* enum ly_lib */
+	const char *func;
+	int ret;		/* also a uretprobe */
+};
+
+/*
+ * What the library is told about an object (SNI, fd) is probed before its writes: a
+ * process already running while its file is probed has a write seen without the SNI
+ * set just before only if its handshake spans the attach of the probes in between.
+ */
+static const struct tls_probe tls_probes[] = {
+	{ LY_LIB_OPENSSL, "SSL_ctrl", 0 },
+	{ LY_LIB_OPENSSL, "SSL_set_fd", 0 },
+	{ LY_LIB_OPENSSL, "SSL_free", 0 },
+	{ LY_LIB_OPENSSL, "SSL_write", 1 },
+	{ LY_LIB_OPENSSL, "SSL_write_ex", 1 },
+	{ LY_LIB_GNUTLS, "gnutls_server_name_set", 0 },
+	{ LY_LIB_GNUTLS, "gnutls_transport_set_int2", 0 },
+	{ LY_LIB_GNUTLS, "gnutls_deinit", 0 },
+	{ LY_LIB_GNUTLS, "gnutls_record_send", 1 },
+};
+#define NPROBES		(sizeof(tls_probes) / sizeof(tls_probes[0]))
+#define NPROBE_LINKS	(2 * NPROBES)
+
+static struct bpf_program *tls_probe_prog(const struct kernel *k, const struct tls_probe *p)
+{
+	if (!strcmp(p->func, "SSL_write"))
+		return k->tls->progs.ly_ssl_write;
+	if (!strcmp(p->func, "SSL_write_ex"))
+		return k->tls->progs.ly_ssl_write_ex;
+	if (!strcmp(p->func, "SSL_ctrl"))
+		return k->tls->progs.ly_ssl_ctrl;
+	if (!strcmp(p->func, "SSL_set_fd"))
+		return k->tls->progs.ly_ssl_set_fd;
+	if (!strcmp(p->func, "SSL_free"))
+		return k->tls->progs.ly_ssl_free;
+	if (!strcmp(p->func, "gnutls_record_send"))
+		return k->tls->progs.ly_gnutls_send;
+	if (!strcmp(p->func, "gnutls_server_name_set"))
+		return k->tls->progs.ly_gnutls_sni;
+	if (!strcmp(p->func, "gnutls_deinit"))
+		return k->tls->progs.ly_gnutls_deinit;
+	return k->tls->progs.ly_gnutls_fd;
+}
+
+static struct tls_file *tls_file_find(struct kernel *k, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < k->ntfiles; i++)
+		if (k->tfiles[i].dev == dev && k->tfiles[i].ino == ino)
+			return &k->tfiles[i];
+	return NULL;
+}
+
+/* One probe (and its uretprobe) of p on path: the links attached (0, 1, 2) or -errno. */
+static int tls_probe_attach(struct kernel *k, struct tls_file *tf, const struct tls_probe *p,
+			    const char *path)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = p->func);
+	struct bpf_link *entry, *ret;
+	int err;
+
+	/* pid -1: every process mapping this file, now and later */
+	entry = bpf_program__attach_uprobe_opts(tls_probe_prog(k, p), -1, path, 0, &uo);
+	if (!entry)
+		return -errno;
+	if (!p->ret) {
+		tf->links[tf->nlinks++] = entry;
+		return 1;
+	}
+	uo.retprobe = true;
+	ret = bpf_program__attach_uprobe_opts(k->tls->progs.ly_tls_wret, -1, path, 0, &uo);
+	if (!ret) {
+		err = -errno;
+		bpf_link__destroy(entry);
+		return err;
+	}
+	tf->links[tf->nlinks++] = entry;
+	tf->links[tf->nlinks++] = ret;
+	return 2;
+}
+
+/* Attach what libs asks for in path to tf; the number of probes attached. */
+static int tls_file_attach(struct kernel *k, struct tls_file *tf, const char *path, unsigned libs)
+{
+	int n = 0, last = -ENOENT, rc;
+
+	for (size_t i = 0; i < NPROBES; i++) {
+		if (!(libs & (1u << tls_probes[i].lib)))
+			continue;
+		rc = tls_probe_attach(k, tf, &tls_probes[i], path);
+		if (rc < 0) {
+			/* a missing symbol is not an error for the others */
+			last = rc;
+			log_debug("%s: %s in %s: %s", __func__, tls_probes[i].func, path,
+				  strerror(-rc));
+			continue;
+		}
+		n += rc;
+	}
+	return n ? n : last;
+}
+
+/*
+ * Attach to the open file fd (name is for messages only): a regular file, probed
+ * through /proc/self/fd/N, so what is probed is what was opened, whatever the path
+ * names by now.  The number of probes attached, 0 if the file is probed already.
+ */
+static int tls_attach_fd(struct kernel *k, int fd, const char *name, unsigned libs, char *err,
+			 size_t errlen)
+{
+	char path[64];
+	struct tls_file *tf, *v;
+	struct stat st;
+	int n;
+
+	if (!k->tls) {
+		snprintf(err, errlen, "TLS observation is not available");
+		return -ENOTSUP;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", name);
+		return -EINVAL;
+	}
+	if (tls_file_find(k, st.st_dev, st.st_ino))
+		return 0;
+	if (k->ntfiles >= TLS_MAX_FILES) {
+		snprintf(err, errlen, "%s: more than %d TLS library files", name, TLS_MAX_FILES);
+		return -ENOSPC;
+	}
+	v = realloc(k->tfiles, (k->ntfiles + 1) * sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	k->tfiles = v;
+	tf = &v[k->ntfiles];
+	*tf = (struct tls_file){ .dev = st.st_dev, .ino = st.st_ino };
+	tf->links = calloc(NPROBE_LINKS, sizeof(*tf->links));
+	if (!tf->links) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = tls_file_attach(k, tf, path, libs);
+	if (n <= 0) {
+		snprintf(err, errlen, "%s: no TLS write function could be probed: %s", name,
+			 strerror(n < 0 ? -n : ENOENT));
+		free(tf->links);
+		return n < 0 ? n : -ENOENT;
+	}
+	k->ntfiles++;
+	return n;
+}
+
+/* Open a library file to probe: never a FIFO or device (no blocking, no side effect). */
+static int tls_file_open(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+static int tls_attach_local(struct kernel *k, const char *path, unsigned libs, char *err,
+			    size_t errlen)
+{
+	int fd, n;
+
+	if (!k->tls) {
+		snprintf(err, errlen, "TLS observation is not available");
+		return -ENOTSUP;
+	}
+	fd = tls_file_open(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	n = tls_attach_fd(k, fd, path, libs, err, errlen);
+	close(fd);	/* the uprobes hold the inode */
+	return n;
+}
+
+/*
+ * The attach helper.  Creating a uprobe perf event needs CAP_SYS_ADMIN on
+ * kernels where CAP_PERFMON is not enough, and private library copies show up
+ * after lanyardd dropped its capabilities.  So a child forked before the drop
+ * keeps CAP_SYS_ADMIN, CAP_PERFMON and CAP_BPF (bounding set included) and
+ * nothing else of lanyardd's: no ring buffer mapping, no fd but its socket and
+ * tls.bpf.o's program fds.  lanyardd opens each library file itself (it keeps
+ * the capabilities to read other processes' files) and passes the fd
+ * (SCM_RIGHTS): the helper never opens a path it is given.  It attaches the
+ * inherited, already verified programs to that regular file and holds the
+ * links.  The worst a compromised lanyardd can make it do is put these
+ * read-only probes on another file.  It dies with lanyardd (PR_SET_PDEATHSIG)
+ * or when the socket closes.
+ */
+#define HELPER_TIMEOUT_S	2	/* lanyardd's event loop waits no longer for a reply */
+
+struct tls_req {
+	uint32_t libs;
+	char name[PATH_MAX];	/* for messages only: the file is the fd passed along */
+};
+
+struct tls_rep {
+	int32_t rc;
+	char err[PATH_MAX + 128];
+};
+
+static const int helper_caps[] = { CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF };
+
+static int helper_cap_kept(int cap)
+{
+	for (size_t i = 0; i < sizeof(helper_caps) / sizeof(helper_caps[0]); i++)
+		if (helper_caps[i] == cap)
+			return 1;
+	return 0;
+}
+
+static int helper_caps_drop(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { 0 };
+
+	/* the bounding set first (needs CAP_SETPCAP, dropped just after) */
+	for (int cap = 0; cap <= 63 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (!helper_cap_kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+		    errno != EINVAL)
+			return -errno;
+	for (size_t i = 0; i < sizeof(helper_caps) / sizeof(helper_caps[0]); i++) {
+		data[helper_caps[i] / 32].effective |= 1U << (helper_caps[i] % 32);
+		data[helper_caps[i] / 32].permitted |= 1U << (helper_caps[i] % 32);
+	}
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return -errno;
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+static int int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/*
+ * Close every fd of the helper but sock and the programs it attaches; 0-2 become
+ * /dev/null, so that nothing it opens later is taken for stdout or stderr.
+ */
+static int helper_fds_close(const struct kernel *k, int sock)
+{
+	int keep[NPROBES + 2], n = 0, from = 3, null;
+
+	for (size_t i = 0; i < NPROBES; i++)
+		keep[n++] = bpf_program__fd(tls_probe_prog(k, &tls_probes[i]));
+	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_wret);
+	keep[n++] = sock;
+	qsort(keep, (size_t)n, sizeof(keep[0]), int_cmp);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return -errno;
+	for (int fd = 0; fd < 3; fd++)
+		if (dup2(null, fd) < 0)
+			return -errno;
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < from)
+			continue;
+		if (keep[i] > from && close_range((unsigned)from, (unsigned)keep[i] - 1, 0) < 0)
+			return -errno;
+		from = keep[i] + 1;
+	}
+	return close_range((unsigned)from, ~0U, 0) < 0 ? -errno : 0;
+}
+
+/* One request: {libs, name} and the file as an SCM_RIGHTS fd.  The fd, or -1 at EOF. */
+static int helper_recv(int sock, struct tls_req *req)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd = -1;
+
+	do {
+		n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	c = CMSG_FIRSTHDR(&m);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (n != (ssize_t)sizeof(*req) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	req->name[sizeof(req->name) - 1] = '\0';
+	return fd;
+}
+
+static void __attribute__((noreturn)) tls_helper_main(struct kernel *k, int sock, pid_t parent)
+{
+	struct tls_req req;
+	struct tls_rep rep;
+	int fd;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* lanyardd died before the line above: nobody would ever kill this process */
+	if (getppid() != parent)
+		_exit(1);
+	prctl(PR_SET_NAME, "lanyardd-tls");
+	/* the event rings may carry request heads: unmap them (their fds go next) */
+	ring_buffer__free(k->rb);
+	k->rb = NULL;
+	if (helper_fds_close(k, sock) < 0 || helper_caps_drop() < 0)
+		_exit(1);
+	for (;;) {
+		fd = helper_recv(sock, &req);
+		if (fd < 0)
+			_exit(0);
+		memset(&rep, 0, sizeof(rep));
+		rep.rc = tls_attach_fd(k, fd, req.name, req.libs, rep.err, sizeof(rep.err));
+		close(fd);
+		if (send(sock, &rep, sizeof(rep), MSG_NOSIGNAL) < 0)
+			_exit(0);
+	}
+}
+
+int kernel_tls_helper_start(struct kernel *k)
+{
+	struct timeval tv = { .tv_sec = HELPER_TIMEOUT_S };
+	pid_t pid, self = getpid();
+	int sv[2];
+
+	if (!k->tls)
+		return -ENOTSUP;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	if (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		tls_helper_main(k, sv[1], self);
+	}
+	close(sv[1]);
+	k->tls_sock = sv[0];
+	k->tls_helper = pid;
+	return 0;
+}
+
+static void tls_helper_stop(struct kernel *k)
+{
+	if (k->tls_sock < 0)
+		return;
+	close(k->tls_sock);	/* EOF: the helper exits, its uprobes go with it */
+	k->tls_sock = -1;
+	waitpid(k->tls_helper, NULL, 0);
+}
+
+/* A helper that does not answer in time is never asked again: a late reply would be taken
+ * for the next request's. */
+static void tls_helper_abandon(struct kernel *k)
+{
+	close(k->tls_sock);
+	k->tls_sock = -1;
+	k->tls_helper_gone = 1;
+	kill(k->tls_helper, SIGKILL);
+	waitpid(k->tls_helper, NULL, 0);
+}
+
+/* Send {libs, name} and fd to the helper; its reply in rep.  0 or -errno. */
+static int helper_call(struct kernel *k, int fd, struct tls_req *req, struct tls_rep *rep)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	ssize_t n;
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+	if (sendmsg(k->tls_sock, &m, MSG_NOSIGNAL) < 0)
+		return -errno;
+	do {
+		n = recv(k->tls_sock, rep, sizeof(*rep), 0);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(*rep) ? 0 : -EPIPE;
+}
+
+int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, char *err,
+		      size_t errlen)
+{
+	struct tls_req req = { .libs = libs };
+	struct tls_rep rep;
+	int fd, rc;
+
+	if (k->tls_helper_gone) {
+		snprintf(err, errlen, "the uprobe attach helper is gone");
+		return -EPIPE;
+	}
+	if (k->tls_sock < 0) {
+		rc = tls_attach_local(k, path, libs, err, errlen);
+		goto done;
+	}
+	snprintf(req.name, sizeof(req.name), "%s", path);
+	fd = tls_file_open(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	rc = helper_call(k, fd, &req, &rep);
+	close(fd);
+	if (rc < 0) {
+		snprintf(err, errlen, "the uprobe attach helper %s: %s; library files found from "
+			 "now on are not probed", rc == -EAGAIN ? "did not answer" : "is gone",
+			 strerror(-rc));
+		tls_helper_abandon(k);
+		return rc == -EAGAIN ? -ETIMEDOUT : -EPIPE;
+	}
+	rep.err[sizeof(rep.err) - 1] = '\0';
+	rc = rep.rc;
+	if (rc < 0)
+		snprintf(err, errlen, "%s", rep.err);
+done:
+	if (rc > 0)
+		log_info("TLS: %d uprobes on %s", rc, path);
+	return rc;
+}
+
 struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen)
 {
 	struct kernel *k = calloc(1, sizeof(*k));
@@ -407,6 +939,7 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 	}
 	k->cg_fd = -1;
 	k->ino_fd = -1;
+	k->tls_sock = -1;
 	k->daemon_cgid = o->daemon_cgid;
 	libbpf_set_print(libbpf_print);
 	if (strlen(pin_dir) >= sizeof(k->pin_dir)) {
@@ -432,9 +965,19 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 		snprintf(err, errlen, "attaching at %s: %s", k->cgroot, strerror(-rc));
 		goto fail;
 	}
+	rc = tls_open(k);
+	if (rc < 0) {
+		log_warnx("TLS observation unavailable: loading tls.bpf.o: %s (lanyardd -v shows "
+			  "the libbpf log)", strerror(-rc));
+		tls_close(k);
+	}
 	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_sample, k, NULL);
 	if (!k->rb)
 		log_warn("%s: ring buffer: events will not be read", __func__);
+	/* tls.bpf.c's own ring (data, exec): one epoll fd, one callback for both */
+	if (k->rb && k->tls && ring_buffer__add(k->rb, bpf_map__fd(k->tls->maps.data_events),
+						 ringbuf_sample, k) < 0)
+		log_warn("%s: TLS ring buffer: requests will not be observed", __func__);
 	k->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (k->ino_fd < 0)
 		log_warn("%s: inotify: late cgroups wait for the periodic rescan", __func__);
@@ -461,6 +1004,8 @@ void kernel_close(struct kernel *k, int detach)
 	if (!k)
 		return;
 	ring_buffer__free(k->rb);
+	tls_helper_stop(k);
+	tls_close(k);
 	for (int i = 0; i < NPROGS; i++) {
 		/* closing a pinned link's fd leaves it attached; unpin first to detach */
 		if (detach && k->links[i])
@@ -652,6 +1197,18 @@ static void watches_refresh(struct kernel *k)
 	k->nwds = n;
 }
 
+/*
+ * An observed workload is never redirected: LY_WL_OBSERVE and never
+ * LY_WL_ENFORCE, whatever the caller asked (ly_connect4/6 leave a workload
+ * without LY_WL_ENFORCE untouched, counted LY_STAT_SKIP_OBSERVE).
+ */
+static uint32_t wl_flags(enum policy_mode mode, uint32_t flags)
+{
+	if (mode == POLICY_MODE_OBSERVE)
+		return (flags & ~LY_WL_ENFORCE) | LY_WL_OBSERVE;
+	return flags & ~LY_WL_OBSERVE;
+}
+
 /* Is cgid wanted in `workloads`?  Fills val (the first workload with that cgroup wins). */
 static int workload_wanted(const struct kernel *k, uint64_t cgid, struct ly_workload *val)
 {
@@ -762,7 +1319,7 @@ int kernel_set_workload_flags(struct kernel *k, uint32_t workload_id, uint32_t f
 	for (size_t i = 0; i < k->nwls; i++) {
 		if (k->wls[i].id != workload_id)
 			continue;
-		k->wls[i].flags = flags;
+		k->wls[i].flags = wl_flags(k->wls[i].mode, flags);
 		found = 1;
 	}
 	if (!found)
@@ -880,7 +1437,8 @@ static int wls_copy(const struct policy *p, const struct kernel_workload *wls,
 		v[i].name = strdup(p->workloads[i].name);
 		v[i].cgroup = strdup(p->workloads[i].cgroup ? p->workloads[i].cgroup : "");
 		v[i].id = wls[i].id;
-		v[i].flags = wls[i].flags;
+		v[i].mode = p->workloads[i].mode;
+		v[i].flags = wl_flags(v[i].mode, wls[i].flags);
 		if (!v[i].name || !v[i].cgroup) {
 			wls_free(v, p->nworkloads);
 			return -ENOMEM;
@@ -890,6 +1448,26 @@ static int wls_copy(const struct policy *p, const struct kernel_workload *wls,
 				  "never enrolled", v[i].name, v[i].cgroup);
 	}
 	*out = v;
+	return 0;
+}
+
+/* LY_CFG_OBSERVE when some workload observes: the plain-HTTP write hook runs only then. */
+static int config_set_observe(struct kernel *k)
+{
+	int fd = bpf_map__fd(k->skel->maps.config);
+	struct ly_config cfg;
+	__u32 zero = 0, want = 0;
+
+	for (size_t i = 0; i < k->nwls; i++)
+		if (k->wls[i].mode == POLICY_MODE_OBSERVE)
+			want = LY_CFG_OBSERVE;
+	if (bpf_map_lookup_elem(fd, &zero, &cfg) < 0)
+		return -errno;
+	if ((cfg.flags & LY_CFG_OBSERVE) == want)
+		return 0;
+	cfg.flags = (cfg.flags & ~LY_CFG_OBSERVE) | want;
+	if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -930,6 +1508,8 @@ int kernel_apply(struct kernel *k, const struct policy *p, const struct kernel_w
 	k->nwls = p->nworkloads;
 	nw = NULL;
 	err = workloads_sync(k);
+	if (err >= 0)
+		err = config_set_observe(k);
 	watches_refresh(k);
 cleanup:
 	if (nw)

@@ -33,7 +33,8 @@ struct kernel_opts {
 /* What the daemon wants enrolled: parallel to policy->workloads. */
 struct kernel_workload {
 	uint32_t id;			/* stable workload id (daemon registry) */
-	uint32_t flags;			/* LY_WL_ENFORCE | LY_WL_REVOKED */
+	uint32_t flags;			/* LY_WL_ENFORCE | LY_WL_REVOKED; kernel_apply() turns
+					 * ENFORCE into LY_WL_OBSERVE for `mode: observe` */
 };
 
 /*
@@ -91,6 +92,27 @@ uint64_t kernel_workload_cgid(const struct kernel *k, size_t i);
  * redirected no such connection, other -errno on error.
  */
 int kernel_take_flow(struct kernel *k, const struct sockaddr *peer, struct ly_flow *out);
+
+/*
+ * Put the TLS uprobes (bpf/tls.bpf.c) on the library file path: OpenSSL's
+ * SSL_write, SSL_write_ex, SSL_ctrl, SSL_set_fd when libs has 1u << LY_LIB_OPENSSL,
+ * GnuTLS's gnutls_record_send, gnutls_server_name_set, gnutls_transport_set_int2
+ * when it has 1u << LY_LIB_GNUTLS; for every process that maps the file.  Once
+ * per (dev, ino): 0 when already probed.  A function missing from the file is
+ * skipped.  Returns the number of probes attached, or -errno (err says why;
+ * -ENOTSUP when tls.bpf.o could not be loaded).  Links are not pinned: they go
+ * with kernel_close().
+ */
+int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, char *err,
+		      size_t errlen);
+
+/*
+ * Fork the attach helper (before lanyardd drops its capabilities): a child that
+ * keeps what creating uprobes needs, so that library copies found later can
+ * still be probed; kernel_tls_attach() then goes through it.  0 or -errno
+ * (-ENOTSUP without tls.bpf.o); without it kernel_tls_attach() attaches here.
+ */
+int kernel_tls_helper_start(struct kernel *k);
 
 /* Sum the per-CPU stats slots into out[LY_STAT_MAX]. 0 or -errno. */
 int kernel_read_stats(struct kernel *k, uint64_t *out);

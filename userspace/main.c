@@ -24,11 +24,13 @@
 #include "ca.h"
 #include "control.h"
 #include "daemon.h"
+#include "discover.h"
 #include "log.h"
 #include "privs.h"
 #include "proxy.h"
 #include "secret.h"
 #include "tls.h"
+#include "tlsobs.h"
 
 #define REGISTRY_FILE	"workload-ids"
 #define SECURE_HEAP	(1024 * 1024)
@@ -124,7 +126,9 @@ static int registry_assign(struct daemon *d, const struct policy *p, struct kern
 			changed = 1;
 		}
 		wls[i].id = id;
-		wls[i].flags = LY_WL_ENFORCE;
+		/* observe: nothing redirected, its requests inspected (kernel.c enforces it too) */
+		wls[i].flags = p->workloads[i].mode == POLICY_MODE_OBSERVE ? LY_WL_OBSERVE
+									   : LY_WL_ENFORCE;
 	}
 	return changed;
 }
@@ -333,14 +337,22 @@ static void on_watch(struct loop *l, struct loop_io *io, uint32_t events)
 	kernel_rescan(d->kern);
 }
 
+/* what the ring buffer's consumer needs */
+struct evctx {
+	struct daemon *d;
+	struct tlsobs *tobs;	/* NULL: no TLS observation */
+};
+
 static void on_kernel_event(void *ctx, const struct ly_event_hdr *ev, size_t len)
 {
-	struct daemon *d = ctx;
+	struct evctx *ec = ctx;
+	struct daemon *d = ec->d;
 	const struct ly_event_flow *ef = (const struct ly_event_flow *)ev;
 
-	if (len < sizeof(*ef))
-		return;
-	if (ev->type == LY_EV_REFUSED) {
+	/* TLS writes, execs, and connects (a new pid's libraries are probed) */
+	if (ec->tobs)
+		tlsobs_on_event(ec->tobs, ev, len);
+	if (ev->type == LY_EV_REFUSED && len >= sizeof(*ef)) {
 		audit_begin("flow.deny");
 		audit_str("workload", ef->flow.workload_id <= DAEMON_MAX_WORKLOAD_IDS ?
 						d->wl_names[ef->flow.workload_id] : NULL);
@@ -354,11 +366,17 @@ static void on_kernel_event(void *ctx, const struct ly_event_hdr *ev, size_t len
 
 static void on_events(struct loop *l, struct loop_io *io, uint32_t events)
 {
-	struct daemon *d = io->arg;
+	struct evctx *ec = io->arg;
 
 	(void)l;
 	(void)events;
-	kernel_events_poll(d->kern, on_kernel_event, d);
+	kernel_events_poll(ec->d->kern, on_kernel_event, ec);
+}
+
+static void on_tls_tick(struct loop *l, void *arg)
+{
+	(void)l;
+	tlsobs_tick(arg);
 }
 
 static void on_turn_end(struct loop *l, void *arg)
@@ -482,7 +500,7 @@ static void start_issuer(struct daemon *d)
 }
 
 static void start_loop_sources(struct daemon *d, struct sigctx *sc, struct loop_io *watch,
-			       struct loop_io *events)
+			       struct loop_io *events, struct evctx *ec)
 {
 	sigset_t mask;
 	int fd;
@@ -501,10 +519,37 @@ static void start_loop_sources(struct daemon *d, struct sigctx *sc, struct loop_
 		loop_add(d->loop, watch, fd, EPOLLIN, on_watch, d);
 	fd = kernel_events_fd(d->kern);
 	if (fd >= 0)
-		loop_add(d->loop, events, fd, EPOLLIN, on_events, d);
+		loop_add(d->loop, events, fd, EPOLLIN, on_events, ec);
+	if (ec->tobs)
+		loop_every(d->loop, 100, on_tls_tick, ec->tobs);
 	loop_every(d->loop, 250, on_cred_tick, d);
 	loop_every(d->loop, 1000, on_rescan, d);
 	loop_on_turn_end(d->loop, on_turn_end, d);
+}
+
+/*
+ * Probe the host's TLS libraries while lanyardd still holds its start-up
+ * privileges; private copies are probed later as processes show up.
+ */
+static struct tlsobs *start_tlsobs(struct daemon *d)
+{
+	struct secret *key;
+	struct tlsobs *t;
+	char err[512];
+
+	t = tlsobs_new(d);
+	if (!t)
+		fatalx("out of memory");
+	tlsobs_start(t);
+	/* after tlsobs_start(): the attach helper it forks must never hold the key */
+	key = discover_key_load_or_create(d->pol->state_dir, err, sizeof(err));
+	if (!key)
+		fatalx("%s", err);
+	d->disc = discover_new(key->buf, key->len);
+	secret_free(key);
+	if (!d->disc)
+		fatalx("out of memory");
+	return t;
 }
 
 static void daemon_fini(struct daemon *d, int detach)
@@ -514,6 +559,7 @@ static void daemon_fini(struct daemon *d, int detach)
 	proxy_free(d->proxy);
 	ca_free(d->ca);
 	kernel_close(d->kern, detach);
+	discover_free(d->disc);
 	audit_close();
 	policy_free(d->pol);
 	free(d->wls);
@@ -531,6 +577,7 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	struct sigctx sc = { 0 };
 	struct loop_io watch = { .fd = -1 }, events = { .fd = -1 };
+	struct evctx ec = { .d = &d };
 	char err[512];
 	int rc;
 
@@ -564,21 +611,27 @@ int main(int argc, char **argv)
 		fatalx("out of memory");
 	registry_save(&d);
 
-	/* the CA first: x509 credentials are minted by the issuer's first sync */
-	start_ca(&d);
-	start_issuer(&d);
 	/* the listeners exist before the kernel redirects anything to them */
 	d.proxy = proxy_new(&d, d.pol->listen_port, err, sizeof(err));
 	if (!d.proxy)
 		fatalx("%s", err);
 	start_kernel(&d, &o);
+	/*
+	 * The uprobe helper is forked here, before any key is loaded: it keeps
+	 * CAP_SYS_ADMIN and must hold no copy of the CA or the issuer's keys.
+	 * Redirected connections wait in the listen queue until the loop runs.
+	 */
+	ec.tobs = start_tlsobs(&d);
+	/* the CA first: x509 credentials are minted by the issuer's first sync */
+	start_ca(&d);
+	start_issuer(&d);
 	d.admin = admin_new(&d, err, sizeof(err));
 	if (!d.admin)
 		fatalx("admin: %s", err);
 	d.control = control_new(&d, d.pol->control_socket, err, sizeof(err));
 	if (!d.control)
 		fatalx("control socket: %s", err);
-	start_loop_sources(&d, &sc, &watch, &events);
+	start_loop_sources(&d, &sc, &watch, &events, &ec);
 	rc = privs_drop();
 	if (rc < 0)
 		fatalx("dropping capabilities: %s", strerror(-rc));
@@ -598,5 +651,6 @@ int main(int argc, char **argv)
 	audit_begin("daemon.stop");
 	audit_end();
 	daemon_fini(&d, o.ephemeral);
+	tlsobs_free(ec.tobs);
 	return rc < 0 ? 1 : 0;
 }

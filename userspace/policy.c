@@ -1370,7 +1370,7 @@ static int parse_routes(struct pctx *c, const struct ynode *v, void *obj)
 	if (v->type != YN_SEQ)
 		return perr(c, v, "expected a list, got %s", node_kind(v));
 	if (!v->nkids)
-		return perr(c, v, "at least one route is required");
+		return 0;	/* refused by workload_routes_check(), which knows the mode */
 	w->routes = calloc(v->nkids, sizeof(*w->routes));
 	if (!w->routes)
 		return perr(c, v, "out of memory");
@@ -1461,11 +1461,54 @@ static int parse_match(struct pctx *c, const struct ynode *v, void *obj)
 	return WALK(c, v, "match", match_fields, obj);
 }
 
+static int parse_mode(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_workload *w = obj;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (!strcmp(s, "enforce"))
+		w->mode = POLICY_MODE_ENFORCE;
+	else if (!strcmp(s, "observe"))
+		w->mode = POLICY_MODE_OBSERVE;
+	else
+		return perr(c, v, "%s: expected enforce or observe", qn(c, v));
+	return 0;
+}
+
+/* routes is required unless mode is observe (checked after the walk: keys come in any order) */
 static const struct field workload_fields[] = {
 	{ "name", parse_name, 1 },
 	{ "match", parse_match, 1 },
-	{ "routes", parse_routes, 1 },
+	{ "mode", parse_mode, 0 },
+	{ "routes", parse_routes, 0 },
 };
+
+/*
+ * An enforce workload needs at least one route; an observe workload has none: nothing of
+ * it is redirected, so routes there would be a policy that says what does not happen.
+ */
+static int workload_routes_check(struct pctx *c, const struct policy_workload *w,
+				 const struct ynode *v)
+{
+	const struct ynode *routes = map_get(v, "routes");
+
+	if (w->mode == POLICY_MODE_OBSERVE && routes) {
+		path_push(c, ".routes");
+		return perr(c, routes, "a workload in mode observe is never redirected and gets no "
+			    "credential: remove its routes, or set mode: enforce");
+	}
+	if (w->mode == POLICY_MODE_ENFORCE && !routes)
+		return perr(c, v, "missing required key \"routes\" in workload (or set mode: "
+			    "observe)");
+	if (w->mode == POLICY_MODE_ENFORCE && !w->nroutes) {
+		path_push(c, ".routes");
+		return perr(c, routes, "at least one route is required");
+	}
+	return 0;
+}
 
 /* Workload i (already parsed) against 0..i-1: names and cgroups must be unique. */
 static int workload_unique(struct pctx *c, const struct policy *p, size_t i,
@@ -1510,6 +1553,8 @@ static int parse_workloads(struct pctx *c, const struct ynode *v, void *obj)
 		saved = path_push(c, "[%zu]", i);
 		w->line = v->kids[i]->line;
 		err = WALK(c, v->kids[i], "workload", workload_fields, w);
+		if (!err)
+			err = workload_routes_check(c, w, v->kids[i]);
 		if (!err)
 			err = workload_unique(c, p, i, v->kids[i]);
 		path_pop(c, saved);

@@ -82,9 +82,16 @@ struct policy_route {
 	void *tls_ctx;			/* owned by tls.c (struct tls_route *); NULL here */
 };
 
+enum policy_mode {
+	POLICY_MODE_ENFORCE = 0,	/* routes redirected, credentials injected (default) */
+	POLICY_MODE_OBSERVE,		/* `mode: observe`: nothing redirected; its TLS and
+					 * plain-HTTP requests are inspected (discovery) */
+};
+
 struct policy_workload {
 	char *name;
 	char *cgroup;			/* path relative to the cgroup2 mount, starts with '/' */
+	enum policy_mode mode;
 	struct policy_route *routes;
 	size_t nroutes;
 	int line;

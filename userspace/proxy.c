@@ -8,7 +8,8 @@
  * Either side may be TLS (route tls: intercept / originate): the same state
  * machine runs on the plaintext, and a credential waits until the upstream's
  * handshake has verified its identity.  A passthrough route relays the app's
- * own TLS untouched once its ClientHello named an allowed server.
+ * own TLS untouched once its ClientHello named an allowed server: zero-copy,
+ * with splice(2) through a pipe per direction.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +36,8 @@
 #define CIN_MAX		(HTTP1_MAX_HEAD + 4096)	/* a full head plus a little body */
 #define OUT_HIGH	(64 * 1024)		/* stop reading the client above this */
 #define DOWN_CAP	(64 * 1024)		/* upstream -> client relay buffer */
+#define RELAY_CHUNK	(64 * 1024)		/* one splice() into a relay pipe */
+#define RELAY_ROUNDS	16			/* pipe fills per direction per event: fairness */
 #define EXE_LEN		256
 
 enum req_state {
@@ -50,6 +53,12 @@ struct buf {
 	size_t cap;
 	size_t off;	/* first unread byte */
 	size_t len;	/* bytes after off */
+};
+
+/* One direction of a spliced passthrough flow: source socket -> pipe -> destination socket. */
+struct relay_pipe {
+	int rfd, wfd;		/* -1 until the flow is allowed */
+	size_t len;		/* bytes in the pipe, not yet at the destination */
 };
 
 struct conn {
@@ -76,6 +85,8 @@ struct conn {
 	char dst[INET6_ADDRSTRLEN + 8];
 	char exe[EXE_LEN];
 	char comm[LY_COMM_LEN + 1];
+	char sni[LY_SNI_LEN], req[PROXY_REQ_LEN];	/* seen by the TLS uprobes (tlsobs.c) */
+	struct ly_peer_key peer;	/* the app's local addr:port, filled by proxy_flow_tag */
 
 	/* route cache: valid while gen == daemon gen */
 	uint64_t gen;
@@ -90,10 +101,14 @@ struct conn {
 	struct buf out;			/* to the upstream (rewritten heads + bodies) */
 	struct buf down;		/* to the client (responses, our own errors) */
 	size_t out_secret;		/* out held a credential up to here: wipe when drained */
+	struct relay_pipe pup, pdown;	/* spliced passthrough: client -> upstream, and back */
 
 	unsigned connecting : 1, uconnected : 1, client_eof : 1, upstream_eof : 1,
 		 up_shut : 1, closing : 1, dead : 1, chs : 1, uhs : 1, parked : 1,
-		 pt : 1, pth : 1;	/* passthrough flow; its ClientHello awaited */
+		 pt : 1, pth : 1,	/* passthrough flow; its ClientHello awaited */
+		 spliced : 1,		/* passthrough relayed by splice(2), buffers unused */
+		 down_shut : 1,		/* spliced: the client's write side was shut */
+		 c_hup : 1, u_hup : 1;	/* spliced: that side hung up and is no longer watched */
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
 	const char *err_reason;
 
@@ -111,6 +126,9 @@ struct proxy {
 	struct conn *dead;		/* closed this turn, freed at turn end */
 	struct conn *pool;		/* freed conns kept with their buffers */
 	uint64_t next_id;
+	int spare_fd;			/* held back for shedding at EMFILE (shed_one) */
+	int64_t emfile_logged;		/* ms of the last "out of descriptors" warning */
+	int64_t accept_paused;		/* ms: listeners unwatched since, 0 if watched */
 };
 
 static void conn_update(struct conn *c);
@@ -119,6 +137,7 @@ static void process_input(struct conn *c);
 static void flush_down(struct conn *c);
 static void flush_up(struct conn *c);
 static void flow_dst_string(const struct ly_flow *f, char *out, size_t len);
+static void relay_event(struct conn *c, uint32_t events, int upstream);
 
 /* --- one side: plain socket or TLS --------------------------------------------- */
 
@@ -335,13 +354,10 @@ static const struct policy_route *conn_route(struct conn *c)
 static void audit_use(struct conn *c, const struct http1_request *req, const struct cred *cr)
 {
 	struct daemon *d = c->px->d;
-	const char *path = req->target.ptr;
-	size_t plen = req->target.len;
-	const char *q = memchr(path, '?', plen);
+	char path[1024];	/* whole segments up to here: the rest is cut */
+	/* a query, userinfo or a path segment may carry a secret (docs/discover.md) */
+	size_t plen = discover_redact_target(req->target.ptr, req->target.len, path, sizeof(path));
 
-	/* the query string may carry app data: the path alone is audited */
-	if (q)
-		plen = (size_t)(q - path);
 	audit_begin("credential.use");
 	audit_u64("flow", c->id);
 	audit_str("workload", d->wl_names[c->wl_id]);
@@ -685,6 +701,10 @@ static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
 	struct conn *c = io->arg;
 
 	(void)l;
+	if (c->spliced) {
+		relay_event(c, events, 1);
+		return;
+	}
 	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 		upstream_connected(c);
 	else if (c->uhs)
@@ -1107,6 +1127,46 @@ static const char *passthrough_refusal(struct conn *c, const struct policy_route
 }
 
 /*
+ * The relay pipes of an allowed passthrough flow, made before anything goes upstream, so
+ * that running out of descriptors refuses the flow cleanly.  NULL, or why not.
+ */
+static const char *relay_pipes_open(struct conn *c)
+{
+	int up[2], down[2], err;
+
+	if (pipe2(up, O_NONBLOCK | O_CLOEXEC) < 0)
+		goto fail;
+	if (pipe2(down, O_NONBLOCK | O_CLOEXEC) < 0) {
+		err = errno;
+		close(up[0]);
+		close(up[1]);
+		errno = err;
+		goto fail;
+	}
+	c->pup = (struct relay_pipe){ .rfd = up[0], .wfd = up[1] };
+	c->pdown = (struct relay_pipe){ .rfd = down[0], .wfd = down[1] };
+	return NULL;
+fail:
+	err = errno;
+	log_debug("flow %llu: relay pipe: %s", (unsigned long long)c->id, strerror(err));
+	return err == EMFILE || err == ENFILE ? "out of file descriptors"
+					      : "cannot create a relay pipe";
+}
+
+static void relay_pipes_close(struct conn *c)
+{
+	struct relay_pipe *ps[] = { &c->pup, &c->pdown };
+
+	for (size_t i = 0; i < 2; i++) {
+		if (ps[i]->rfd >= 0)
+			close(ps[i]->rfd);
+		if (ps[i]->wfd >= 0)
+			close(ps[i]->wfd);
+		*ps[i] = (struct relay_pipe){ .rfd = -1, .wfd = -1 };
+	}
+}
+
+/*
  * The app's first bytes must be a ClientHello naming an allowed server (RFC 6066 3).
  * Until then they stay in c->in, unconsumed, under the head timeout; then they go
  * upstream exactly as they came, and the flow is a tunnel both ways: no credential
@@ -1131,6 +1191,8 @@ static void passthrough_hello(struct conn *c)
 		return;
 	}
 	why = passthrough_refusal(c, r, &h);
+	if (!why)
+		why = relay_pipes_open(c);
 	if (why) {
 		passthrough_deny(c, why, h.has_sni ? h.sni : NULL);
 		return;
@@ -1153,12 +1215,186 @@ static void passthrough_hello(struct conn *c)
 	}
 }
 
+/* --- passthrough relay: splice(2) --------------------------------------------------- */
+
+enum relay_rc {
+	RELAY_MORE = 0,		/* blocked, or the round limit: epoll brings us back */
+	RELAY_EOF = 1,		/* the source ended and the pipe is drained */
+	RELAY_SRC_FAIL = -1,
+	RELAY_DST_FAIL = -2,
+};
+
+/*
+ * One direction: src -> p -> dst, zero-copy.  The pipe is drained before src is read
+ * again, so a destination that does not read stops its source being read (backpressure:
+ * at most one pipe in flight per direction).  *moved gets the bytes that reached dst.
+ */
+static enum relay_rc relay_pump(int src, int dst, struct relay_pipe *p, int src_eof,
+				uint64_t *moved)
+{
+	for (int round = 0; round < RELAY_ROUNDS;) {
+		ssize_t n;
+
+		if (p->len) {
+			n = splice(p->rfd, NULL, dst, NULL, p->len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				p->len -= (size_t)n;
+				*moved += (uint64_t)n;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			return n < 0 && errno != EAGAIN ? RELAY_DST_FAIL : RELAY_MORE;
+		}
+		if (src_eof)
+			return RELAY_EOF;
+		/* an empty pipe: EAGAIN can only mean that src has nothing (no busy loop) */
+		n = splice(src, NULL, p->wfd, NULL, RELAY_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			p->len = (size_t)n;
+			round++;
+		} else if (n == 0) {
+			src_eof = 1;
+		} else if (errno == EAGAIN) {
+			return RELAY_MORE;
+		} else if (errno != EINTR) {
+			return RELAY_SRC_FAIL;
+		}
+	}
+	return RELAY_MORE;
+}
+
+/*
+ * Both directions of a spliced flow.  A direction whose source ended shuts the write
+ * side of its destination once its pipe is drained (a half-close goes through as one);
+ * both shut: done.  An error on either side ends the flow.
+ */
+static void relay_run(struct conn *c)
+{
+	static const char *const fail[2][2] = {
+		{ "upstream read failed", "client write failed" },	/* down */
+		{ "client read failed", "upstream write failed" },	/* up */
+	};
+	struct daemon *d = c->px->d;
+	uint64_t down = 0, up = 0;
+	enum relay_rc rd, ru = RELAY_MORE;
+
+	/* down first: what the upstream said before an error upstream still reaches the app */
+	rd = relay_pump(c->ufd, c->cfd, &c->pdown, c->upstream_eof, &down);
+	if (rd >= 0)
+		ru = relay_pump(c->cfd, c->ufd, &c->pup, c->client_eof, &up);
+	c->bytes_down += down;
+	c->bytes_up += up;
+	d->m.bytes_down += down;
+	d->m.bytes_up += up;
+	if (down || up)
+		c->last_active = loop_now_ms(d->loop);
+	if (rd < 0 || ru < 0) {
+		conn_close(c, rd < 0 ? fail[0][rd == RELAY_DST_FAIL]
+				     : fail[1][ru == RELAY_DST_FAIL]);
+		return;
+	}
+	if (rd == RELAY_EOF && !c->down_shut) {
+		c->upstream_eof = 1;
+		shutdown(c->cfd, SHUT_WR);
+		c->down_shut = 1;
+	}
+	if (ru == RELAY_EOF && !c->up_shut) {
+		c->client_eof = 1;
+		shutdown(c->ufd, SHUT_WR);
+		c->up_shut = 1;
+	}
+	if (c->down_shut && c->up_shut)
+		conn_close(c, "done");
+}
+
+/*
+ * A passthrough flow goes over to splice once what went through the buffers (the
+ * ClientHello and anything sent with it) is upstream and nothing waits for the app;
+ * a flow that already half-closed finishes in the buffers.
+ */
+static void relay_try_splice(struct conn *c)
+{
+	if (c->pt && !c->pth && !c->spliced && !c->dead && !c->closing && c->rs == RS_TUNNEL &&
+	    c->uconnected && !c->connecting && c->pup.rfd >= 0 && !c->in.len && !c->out.len &&
+	    !c->down.len && !c->client_eof && !c->upstream_eof) {
+		c->spliced = 1;
+		log_debug("flow %llu: passthrough relayed by splice", (unsigned long long)c->id);
+	}
+}
+
+/* Ask epoll for what a spliced flow can make progress on now. */
+static void relay_update(struct conn *c)
+{
+	struct loop *l = c->px->d->loop;
+	uint32_t ce = 0, ue = 0;
+
+	/* a side is read only while its pipe is empty; a full pipe waits for the other side */
+	if (!c->client_eof && !c->pup.len)
+		ce |= EPOLLIN;
+	if (!c->upstream_eof && !c->pdown.len)
+		ue |= EPOLLIN;
+	if (c->pdown.len)
+		ce |= EPOLLOUT;
+	if (c->pup.len)
+		ue |= EPOLLOUT;
+	/*
+	 * A hung-up side is no longer watched (EPOLLHUP cannot be masked); its reads never
+	 * block now, so the other side's EPOLLOUT paces them.
+	 */
+	if (c->c_hup && !c->client_eof)
+		ue |= EPOLLOUT;
+	if (c->u_hup && !c->upstream_eof)
+		ce |= EPOLLOUT;
+	loop_mod(l, &c->cio, ce);
+	loop_mod(l, &c->uio, ue);
+}
+
+/* An event on one side (@upstream: which) of a spliced flow. */
+static void relay_event(struct conn *c, uint32_t events, int upstream)
+{
+	if (events & EPOLLERR) {
+		/* a reset: the stream is cut both ways, as the peer meant it */
+		conn_close(c, upstream ? "upstream reset" : "client reset");
+		return;
+	}
+	relay_run(c);
+	if (c->dead)
+		return;
+	if (events & EPOLLHUP) {
+		/*
+		 * Both directions of that socket are shut (its FIN after ours): what it sent
+		 * is still to be read, but watching it would report HUP on every turn.  Bytes
+		 * still waiting for it can no longer go anywhere.
+		 */
+		if (upstream ? c->pup.len : c->pdown.len) {
+			conn_close(c, upstream ? "upstream closed" : "client closed");
+			return;
+		}
+		loop_del(c->px->d->loop, upstream ? &c->uio : &c->cio);
+		if (upstream)
+			c->u_hup = 1;
+		else
+			c->c_hup = 1;
+		if (c->u_hup && c->c_hup) {
+			conn_close(c, "closed");
+			return;
+		}
+	}
+	relay_update(c);
+}
+
 static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 {
 	struct conn *c = io->arg;
 
 	(void)l;
 	c->last_active = loop_now_ms(c->px->d->loop);
+	if (c->spliced) {
+		relay_event(c, events, 0);
+		return;
+	}
 	if (events & (EPOLLHUP | EPOLLERR)) {
 		/* both directions are gone: nothing more can reach the client */
 		conn_close(c, "client closed");
@@ -1197,6 +1433,11 @@ static void conn_update(struct conn *c)
 	struct loop *l = c->px->d->loop;
 	uint32_t ce = 0, ue = 0;
 
+	relay_try_splice(c);
+	if (c->spliced) {
+		relay_update(c);
+		return;
+	}
 	/* on a plain side c_rdev/u_rdev are EPOLLIN and c_wrev/u_wrev EPOLLOUT */
 	if (c->chs)
 		ce = c->c_rdev;		/* interception handshake: only what it waits for */
@@ -1312,6 +1553,7 @@ static void conn_open(struct proxy *px, int fd, const struct ly_flow *f)
 	c->c_rdev = c->u_rdev = EPOLLIN;
 	c->c_wrev = c->u_wrev = EPOLLOUT;
 	c->cio.fd = c->uio.fd = -1;
+	c->pup = c->pdown = (struct relay_pipe){ .rfd = -1, .wfd = -1 };
 	c->flow = *f;
 	c->wl_id = f->workload_id;
 	c->id = ++px->next_id;
@@ -1392,6 +1634,57 @@ static void accept_one(struct proxy *px, int fd)
 	conn_open(px, fd, &f);
 }
 
+/* Stop or resume watching both listeners (pending connections wait in the backlog). */
+static void accept_pause(struct proxy *px, int pause)
+{
+	for (int i = 0; i < 2; i++)
+		if (px->lio[i].fd >= 0)
+			loop_mod(px->d->loop, &px->lio[i], pause ? 0 : EPOLLIN);
+	px->accept_paused = pause ? loop_now_ms(px->d->loop) : 0;
+}
+
+/*
+ * Out of descriptors, the listener stays readable: level-triggered epoll would
+ * call on_accept() again at once, forever.  So the descriptor held back for
+ * this takes the oldest pending connection, which is refused (flow.deny, its
+ * kernel record dropped), and the next one waits for a freed descriptor.  If
+ * even that fails (the limit was lowered below the spare), the listeners rest
+ * until the next tick.
+ */
+static void shed_one(struct proxy *px, int lfd)
+{
+	struct daemon *d = px->d;
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+	int64_t now = loop_now_ms(d->loop);
+	struct ly_flow f;
+	int fd;
+
+	if (now - px->emfile_logged >= 1000) {
+		log_warnx("out of file descriptors: refusing new flows until some close");
+		px->emfile_logged = now;
+	}
+	if (px->spare_fd < 0) {
+		px->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (px->spare_fd < 0) {
+			accept_pause(px, 1);
+			return;
+		}
+	}
+	close(px->spare_fd);
+	px->spare_fd = -1;
+	fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		int known = !kernel_take_flow(d->kern, (struct sockaddr *)&ss, &f);
+
+		d->m.flow_denied++;
+		reject_peer(px, fd, &ss, "flow.deny", "out of file descriptors", known ? &f : NULL);
+	} else if (errno == EMFILE || errno == ENFILE) {
+		accept_pause(px, 1);
+	}
+	px->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
 	struct proxy *px = io->arg;
@@ -1402,7 +1695,9 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 		int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE)
+				shed_one(px, io->fd);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warn("%s: accept", __func__);
 			return;
 		}
@@ -1429,6 +1724,7 @@ static void conn_close(struct conn *c, const char *reason)
 	close(c->cfd);
 	if (c->ufd >= 0)
 		close(c->ufd);
+	relay_pipes_close(c);
 	if (c->out_secret && c->out.data)
 		explicit_bzero(c->out.data, c->out_secret);
 	c->prev->next = c->next;
@@ -1471,6 +1767,8 @@ void proxy_tick(struct proxy *px)
 {
 	uint64_t now = loop_now_ms(px->d->loop);
 
+	if (px->accept_paused)
+		accept_pause(px, 0);	/* try again: descriptors may have been freed */
 	for (struct conn *c = px->live.next, *next; c != &px->live; c = next) {
 		next = c->next;
 		if (c->chs && now >= c->head_deadline) {
@@ -1491,7 +1789,7 @@ void proxy_tick(struct proxy *px)
 			if (!c->dead)
 				conn_update(c);
 		} else if (now - c->last_active >= PROXY_IDLE_TIMEOUT_MS && !c->down.len &&
-			   !c->out.len) {
+			   !c->out.len && !c->pup.len && !c->pdown.len) {
 			conn_close(c, "idle");
 		}
 	}
@@ -1558,6 +1856,12 @@ struct proxy *proxy_new(struct daemon *d, uint16_t port, char *err, size_t errle
 	px->d = d;
 	px->live.next = px->live.prev = &px->live;
 	px->lio[0].fd = px->lio[1].fd = -1;
+	px->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (px->spare_fd < 0) {
+		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
+		free(px);
+		return NULL;
+	}
 	if (listen_on(px, AF_INET, port, 0, err, errlen) < 0 ||
 	    listen_on(px, AF_INET6, port, 1, err, errlen) < 0 ||
 	    loop_on_turn_end(d->loop, proxy_reap, px) < 0 ||
@@ -1592,6 +1896,8 @@ void proxy_free(struct proxy *px)
 			close(fd);
 		}
 	}
+	if (px->spare_fd >= 0)
+		close(px->spare_fd);
 	free(px);
 }
 
@@ -1610,8 +1916,63 @@ void proxy_foreach_flow(struct proxy *px, proxy_flow_cb cb, void *ctx)
 			.bytes_up = c->bytes_up,
 			.bytes_down = c->bytes_down,
 			.since = c->since,
+			.sni = c->sni[0] ? c->sni : NULL,
+			.request = c->req[0] ? c->req : NULL,
 		};
 
 		cb(ctx, &fi);
 	}
+}
+
+/* --- flow tagging (TLS uprobes) ---------------------------------------------------- */
+
+/* The accepted socket's peer (the app's local addr:port) as a flows_by_peer key; cached. */
+static const struct ly_peer_key *conn_peer(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+
+	if (c->peer.family)
+		return &c->peer;
+	if (getpeername(c->cfd, (struct sockaddr *)&ss, &slen) < 0 ||
+	    kernel_peer_key(&c->peer, (struct sockaddr *)&ss) < 0)
+		memset(&c->peer, 0, sizeof(c->peer));
+	return &c->peer;
+}
+
+/* "METHOD /redacted/path" into c->req (discover_redact_target: no secret in the path). */
+static void conn_tag_request(struct conn *c, const struct discover_reqline *rl)
+{
+	int n = snprintf(c->req, sizeof(c->req), "%.*s ", (int)rl->method_len, rl->method);
+
+	if (n < 0 || (size_t)n >= sizeof(c->req)) {
+		c->req[0] = '\0';
+		return;
+	}
+	discover_redact_target(rl->target, rl->target_len, c->req + n, sizeof(c->req) - (size_t)n);
+}
+
+uint64_t proxy_flow_tag(struct proxy *px, int family, const uint8_t *addr, uint16_t port,
+			const char *sni, const struct discover_reqline *rl,
+			const char **injected_header, char *dst, size_t dstlen)
+{
+	for (struct conn *c = px->live.next; c != &px->live; c = c->next) {
+		const struct ly_peer_key *k = conn_peer(c);
+		const struct policy_route *r;
+
+		if (c->dead || k->family != family || ntohs(k->port) != port ||
+		    memcmp(k->addr, addr, family == LY_AF_INET ? 4 : 16))
+			continue;
+		if (sni && sni[0])
+			snprintf(c->sni, sizeof(c->sni), "%s", sni);
+		if (rl)
+			conn_tag_request(c, rl);
+		r = conn_route(c);
+		/* write_head() overwrites this header; x509 routes have none (mTLS only) */
+		*injected_header = r && r->tls != POLICY_TLS_PASSTHROUGH ? r->header_name : NULL;
+		snprintf(dst, dstlen, "%s", c->dst);
+		return c->id;
+	}
+	*injected_header = NULL;
+	return 0;
 }

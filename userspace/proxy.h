@@ -11,9 +11,11 @@
 #include <stdint.h>
 
 #include "daemon.h"
+#include "discover.h"
 
 #define PROXY_HEAD_TIMEOUT_MS	10000	/* a request head must complete within this */
 #define PROXY_IDLE_TIMEOUT_MS	120000	/* no bytes either way for this long: close */
+#define PROXY_REQ_LEN		256	/* "METHOD /path" kept per flow (no query) */
 
 struct proxy_flow_info {
 	uint64_t id;
@@ -26,6 +28,8 @@ struct proxy_flow_info {
 	uint64_t requests;
 	uint64_t bytes_up, bytes_down;
 	int64_t since;		/* wall-clock seconds */
+	const char *sni;	/* server name the app's TLS library set; NULL if unknown */
+	const char *request;	/* its last request line "METHOD /path" (no query); NULL */
 };
 
 /* Bind the listeners (v4 and v6 loopback, port) and register them. NULL on error. */
@@ -39,5 +43,19 @@ void proxy_tick(struct proxy *p);
 /* Visit every live flow (for `lanyard flows`). */
 typedef void (*proxy_flow_cb)(void *ctx, const struct proxy_flow_info *fi);
 void proxy_foreach_flow(struct proxy *p, proxy_flow_cb cb, void *ctx);
+
+/*
+ * A TLS library write or plain write of an app (tlsobs.c) on the socket whose
+ * local address is family (LY_AF_INET/6) addr, port (host order): when that
+ * connection was redirected, remember sni (may be NULL) and the request line
+ * of rl (may be NULL; its target redacted by discover_redact_target()) on the
+ * flow, set *injected_header (the header the route overwrites with lanyardd's
+ * credential, borrowed from the policy; NULL for x509 and passthrough routes)
+ * and dst (what the app dialled, "addr:port").  Returns the flow id, or 0 when
+ * no live flow has that peer (*injected_header = NULL, dst untouched).
+ */
+uint64_t proxy_flow_tag(struct proxy *px, int family, const uint8_t *addr, uint16_t port,
+			const char *sni, const struct discover_reqline *rl,
+			const char **injected_header, char *dst, size_t dstlen);
 
 #endif /* LY_PROXY_H */

@@ -31,4 +31,14 @@ void secret_free(struct secret *s);
 /* "sha256:" + first 16 hex digits of SHA-256(buf), into out[SECRET_FP_LEN]. */
 void secret_fingerprint(const void *buf, size_t len, char out[SECRET_FP_LEN]);
 
+/*
+ * A random key of len bytes kept in the file path (what names it in messages):
+ * read when it exists, else len random bytes are written to a new file (O_EXCL,
+ * mode 0600).  Refused (-EPERM) like the signing and CA keys: not a regular
+ * file (symlinks included), not ours, or readable by group or other.  0 with
+ * *out set, or -errno with a message in err.
+ */
+int secret_key_file(const char *path, const char *what, size_t len, struct secret **out,
+		    char *err, size_t errlen);
+
 #endif /* LY_SECRET_H */

@@ -21,6 +21,8 @@
 /* ly_workload.flags */
 #define LY_WL_ENFORCE		(1U << 0)	/* redirect matching connections */
 #define LY_WL_REVOKED		(1U << 1)	/* refuse matching connect() with EPERM */
+#define LY_WL_OBSERVE		(1U << 2)	/* policy mode: observe; nothing redirected, its
+						 * TLS and plain-HTTP requests are inspected */
 
 /* workloads: cgroup id (inode of the cgroup2 folder) -> workload */
 struct ly_workload {
@@ -85,6 +87,7 @@ _Static_assert(sizeof(struct ly_peer_key) == 24, "ly_peer_key ABI");
 
 /* config: ARRAY[1], written by lanyardd before attaching */
 #define LY_CFG_ENABLED		(1U << 0)
+#define LY_CFG_OBSERVE		(1U << 1)	/* some workload is observed: inspect plain HTTP */
 struct ly_config {
 	__u32 flags;		/* LY_CFG_* */
 	__u32 mark;		/* SO_MARK of lanyardd's own sockets: never redirected */
@@ -93,13 +96,17 @@ struct ly_config {
 	__be16 listen_port;	/* network order */
 	__u16 pad;
 	__u8 listen6[16];	/* ::1 */
+	__u32 daemon_tgid;	/* lanyardd's pid: its own TLS writes are never observed */
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct ly_config) == 40, "ly_config ABI");
+_Static_assert(sizeof(struct ly_config) == 48, "ly_config ABI");
 
 /* events: ring buffer records start with this header */
 enum ly_event_type {
 	LY_EV_CONNECT = 1,	/* a connect() was redirected; body = struct ly_flow */
 	LY_EV_REFUSED = 2,	/* a revoked workload's connect() was refused; body = struct ly_flow */
+	LY_EV_DATA = 3,		/* a TLS library write or a plain-HTTP write; struct ly_event_data */
+	LY_EV_EXEC = 4,		/* exec in an enrolled/observed cgroup; struct ly_event_exec */
 };
 
 struct ly_event_hdr {
@@ -115,6 +122,65 @@ struct ly_event_flow {
 	struct ly_flow flow;
 };
 _Static_assert(sizeof(struct ly_event_flow) == 104, "ly_event_flow ABI");
+
+/*
+ * What the TLS uprobes (bpf/tls.bpf.c) and the plain-HTTP write hook saw an app in an
+ * enrolled or observed cgroup write on a TCP socket.  Only writes whose first bytes are an
+ * HTTP request line are captured, and only up to the end of the head (an empty line: CRLF CRLF,
+ * LF LF or LF CRLF) or, with no end in the first LY_CAP_LEN bytes, up to the last complete
+ * line: bodies never leave the kernel.  Writes that are not a request head
+ * produce an event without data only the first time an SSL object is seen on a socket
+ * (to tag the flow with its SNI).  hdr.len = offsetof(data) + caplen.
+ */
+#define LY_CAP_LEN		2048	/* power of two: the verifier bounds reads with a mask */
+#define LY_SNI_LEN		128	/* SNI as set by SSL_ctrl / gnutls_server_name_set */
+
+enum ly_lib {
+	LY_LIB_PLAIN = 0,	/* write(2)/sendto(2)/sendmsg(2) outside any TLS library call */
+	LY_LIB_OPENSSL = 1,	/* SSL_write, SSL_write_ex */
+	LY_LIB_GNUTLS = 2,	/* gnutls_record_send */
+};
+
+/* ly_event_data.hdr.flags */
+#define LY_DATA_HEAD		(1U << 0)	/* data[] starts with an HTTP request line */
+#define LY_DATA_TRUNC		(1U << 1)	/* no end of head in the capture: cut after its
+						 * last complete line */
+#define LY_DATA_SNI		(1U << 2)	/* sni[] is set */
+#define LY_DATA_FIRST		(1U << 3)	/* first event of this SSL object on this socket */
+
+struct ly_event_data {
+	struct ly_event_hdr hdr;
+	__u64 cgroup_id;	/* leaf cgroup of the writing task */
+	__u64 ssl;		/* SSL * / gnutls_session_t in the app; 0 for LY_LIB_PLAIN */
+	__u32 pid;		/* tgid */
+	__u32 tid;
+	__u32 workload_id;	/* of the enrolled/observed ancestor */
+	__s32 fd;		/* the socket the library wrote to; -1 if unknown */
+	__u32 len;		/* bytes the app passed to this write call */
+	__u16 caplen;		/* valid bytes in data[] */
+	__u8 lib;		/* enum ly_lib */
+	__u8 pad;
+	__u16 family;		/* LY_AF_INET / LY_AF_INET6 of the socket; 0 if unknown */
+	__be16 sport;		/* the socket's local port, network order */
+	__be16 dport;		/* its peer port (15001 if lanyardd redirected it), network order */
+	__u16 pad2;
+	__u8 saddr[16];		/* local address (v4 in the first 4 bytes) */
+	__u8 daddr[16];		/* peer address */
+	char comm[LY_COMM_LEN];
+	char sni[LY_SNI_LEN];	/* NUL-terminated when LY_DATA_SNI */
+	__u8 data[LY_CAP_LEN];
+};
+_Static_assert(sizeof(struct ly_event_data) == 2288, "ly_event_data ABI");
+
+/* An exec in an enrolled or observed cgroup: lanyardd looks for TLS libraries to probe. */
+struct ly_event_exec {
+	struct ly_event_hdr hdr;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 workload_id;
+	char comm[LY_COMM_LEN];
+};
+_Static_assert(sizeof(struct ly_event_exec) == 48, "ly_event_exec ABI");
 
 /* stats: PERCPU_ARRAY slots */
 enum ly_stat {
@@ -134,6 +200,13 @@ enum ly_stat {
 	LY_STAT_SKIP_PROTO,	/* not TCP (UDP connect(), MPTCP, SCTP): untouched */
 	LY_STAT_SKIP_OBSERVE,	/* enrolled workload without LY_WL_ENFORCE: untouched */
 	LY_STAT_PEER_CLOSED,	/* client closed before lanyardd took its flow: key deleted */
+	LY_STAT_TLS_WRITE,	/* TLS library write from an enrolled/observed cgroup */
+	LY_STAT_TLS_NOFD,	/* ... whose socket could not be found (no syscall seen) */
+	LY_STAT_DATA_EVENT,	/* ly_event_data emitted (TLS or plain) */
+	LY_STAT_DATA_DROP,	/* ... dropped: ring buffer full */
+	LY_STAT_EXEC,		/* exec in an enrolled/observed cgroup */
+	LY_STAT_TLS_STALE,	/* in-flight library write of another process/cgroup or > 1 s old */
+	LY_STAT_DATA_READ_FAIL,	/* the app's buffer could not be read (bpf_probe_read_user) */
 	LY_STAT_MAX,
 };
 

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Copyright (c) 2026 The lanyard authors */
 /*
- * lanyardd end to end with TLS routes: interception (curl, python3 ssl, wget/GnuTLS through
- * the local CA), origination, upstreams that cannot prove their name, and bad TLS input.
+ * lanyardd end to end with TLS routes: interception (curl, python3 ssl, wget and gnutls-cli
+ * through the local CA), origination, passthrough (SNI checks, the splice relay: big bodies,
+ * backpressure, half-closes, no descriptors), x509 client certificates, upstreams that
+ * cannot prove their name, and bad TLS input.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -275,6 +279,34 @@ Test(tls, intercept_serves_python_ssl_and_gnutls_wget)
 	cr_expect_str_eq(out, "ok\n");
 	free(out);
 	req = verified_request(&w, "/wget", &claims);
+	json_decref(claims);
+	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * gnutls-cli, GnuTLS's own client (its defaults, no ALPN): it must verify lanyard's leaf
+ * against the local CA alone (it exits 1 when it cannot), and its request gets a credential.
+ */
+Test(tls, intercept_serves_gnutls_cli)
+{
+	static const char script[] =
+		"printf 'GET /gnutls-cli HTTP/1.1\\r\\nHost: localhost:%s\\r\\n"
+		"Connection: close\\r\\n\\r\\n' \"$2\" | gnutls-cli --x509cafile=\"$1\" -p \"$2\" "
+		"localhost";
+	json_t *req, *claims;
+	struct world w;
+	char *out;
+
+	world_start(&w, "intercept", CERT_GOOD);
+	cr_assert_eq(h_runl(w.cg, 15000, &out, "sh", "-c", script, "sh", w.lanyard_ca,
+			    h_strf("%d", w.app_port), NULL), 0, "gnutls-cli: %s", out);
+	cr_expect(strstr(out, "HTTP/1.1 200 OK\r\n"), "gnutls-cli got: %s", out);
+	cr_expect(strstr(out, "\r\n\r\nok\n"), "gnutls-cli got: %s", out);
+	req = verified_request(&w, "/gnutls-cli", &claims);
+	cr_expect(!strstr(out, ly_req_token(req, "Authorization", "Bearer ")),
+		  "the app saw its credential");
+	free(out);
 	json_decref(claims);
 	json_decref(req);
 	tlsfix_ca_free(w.ca);
@@ -855,6 +887,306 @@ Test(tls, passthrough_streams_big_bodies_both_ways_unmodified)
 	free(out);
 	free(data);
 	free(down);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * A TLS server for the relay tests: one connection on 127.0.0.1:argv[3], certificate
+ * argv[1], key argv[2].  It reads the app's request line; with argv[4] "half" it then reads
+ * on to the app's EOF (it answers nothing before the FIN came through).  Then it sends
+ * argv[5] bytes (1 MiB random blocks, each stamped with its index) and prints "sent N
+ * SHA256 T" (T: CLOCK_MONOTONIC when the last byte was taken by the kernel).  With "first"
+ * it then shuts its write side (TCP FIN, no close_notify), waits 1 s and reads the app's
+ * bytes to EOF with a small receive buffer: "read N SHA256".  A small send buffer keeps
+ * what it can have sent ahead of the app close to what lanyardd holds.
+ */
+static const char py_pt_server[] =
+	"import hashlib, os, socket, ssl, sys, time\n"
+	"ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+	"ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
+	"ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF\n"
+	"ls = socket.create_server(('127.0.0.1', int(sys.argv[3])))\n"
+	"if sys.argv[4] == 'first':\n"
+	"    ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+	"print('listening', flush=True)\n"
+	"c, _ = ls.accept()\n"
+	"c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)\n"
+	"s = ctx.wrap_socket(c, server_side=True)\n"
+	"req = b''\n"
+	"while not req.endswith(b'\\n'):\n"
+	"    b = s.recv(4096)\n"
+	"    if not b: sys.exit('no request')\n"
+	"    req += b\n"
+	"if sys.argv[4] == 'half':\n"
+	"    while s.recv(4096): pass\n"
+	"    print('eof after', req.decode().strip(), flush=True)\n"
+	"size, block, h, sent = int(sys.argv[5]), os.urandom(1 << 20), hashlib.sha256(), 0\n"
+	"while sent < size:\n"
+	"    b = (sent >> 20).to_bytes(8, 'big') + block[8:min(1 << 20, size - sent)]\n"
+	"    s.sendall(b)\n"
+	"    h.update(b)\n"
+	"    sent += len(b)\n"
+	"print('sent', sent, h.hexdigest(), time.monotonic(), flush=True)\n"
+	"if sys.argv[4] == 'first':\n"
+	"    socket.socket.shutdown(s, socket.SHUT_WR)\n"
+	"    time.sleep(1)\n"
+	"    h, n = hashlib.sha256(), 0\n"
+	"    while True:\n"
+	"        b = s.recv(65536)\n"
+	"        if not b: break\n"
+	"        h.update(b)\n"
+	"        n += len(b)\n"
+	"    print('read', n, h.hexdigest(), time.monotonic(), flush=True)\n"
+	"s.close()\n";
+
+/*
+ * The app of the relay tests: TLS to 127.0.0.1:argv[2] as "localhost" trusting argv[1],
+ * sends "GIVE\n"; argv[3] "half" then shuts its write side (TCP FIN, no close_notify).
+ * After argv[4] seconds of not reading, it reads to EOF in 64 KiB reads, pausing 10 ms per
+ * MiB, and prints "got N SHA256 T" (T: CLOCK_MONOTONIC when it started reading).  With
+ * "after" it then sends 4 MiB of random bytes, shuts its write side and prints "wrote N
+ * SHA256 T".
+ */
+static const char py_pt_client[] =
+	"import hashlib, os, socket, ssl, sys, time\n"
+	"ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+	"ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF\n"
+	"c = socket.create_connection(('127.0.0.1', int(sys.argv[2])))\n"
+	"c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)\n"
+	"s = ctx.wrap_socket(c, server_hostname='localhost')\n"
+	"s.sendall(b'GIVE\\n')\n"
+	"if sys.argv[3] == 'half':\n"
+	"    socket.socket.shutdown(s, socket.SHUT_WR)\n"
+	"time.sleep(float(sys.argv[4]))\n"
+	"start, h, n, pause = time.monotonic(), hashlib.sha256(), 0, 1 << 20\n"
+	"while True:\n"
+	"    b = s.recv(65536)\n"
+	"    if not b: break\n"
+	"    h.update(b)\n"
+	"    n += len(b)\n"
+	"    if n >= pause:\n"
+	"        time.sleep(0.01)\n"
+	"        pause += 1 << 20\n"
+	"print('got', n, h.hexdigest(), start, flush=True)\n"
+	"if sys.argv[3] == 'after':\n"
+	"    h, n = hashlib.sha256(), 0\n"
+	"    for i in range(64):\n"
+	"        b = os.urandom(64 << 10)\n"
+	"        s.sendall(b)\n"
+	"        h.update(b)\n"
+	"        n += len(b)\n"
+	"    socket.socket.shutdown(s, socket.SHUT_WR)\n"
+	"    print('wrote', n, h.hexdigest(), time.monotonic())\n";
+
+struct pt_result {
+	long long n;
+	char sha[65];
+	double t;
+};
+
+/* "<word> N SHA256 T" somewhere in @text; asserts. */
+static struct pt_result pt_parse(const char *text, const char *word)
+{
+	const char *p = text ? strstr(text, word) : NULL;
+	struct pt_result r = { 0 };
+
+	cr_assert(p, "no \"%s\" in: %s", word, text ? text : "(nothing)");
+	cr_assert_eq(sscanf(p + strlen(word), " %lld %64s %lf", &r.n, r.sha, &r.t), 3,
+		     "cannot parse: %s", p);
+	return r;
+}
+
+/*
+ * Workload "app" with a passthrough route to localhost:<port>, py_pt_server on that port
+ * in mode @mode sending @size bytes; returns the server's pid.
+ */
+static pid_t pt_relay_start(struct world *w, const char *mode, long long size)
+{
+	char *cert = NULL, *key = NULL;
+	pid_t srv;
+
+	memset(w, 0, sizeof(*w));
+	h_require_root_bpf();
+	w->ca = tlsfix_ca_new("upstream test root");
+	cr_assert(w->ca);
+	cr_assert_eq(tlsfix_server_cert(w->ca, local_names, &cert, &key), 0);
+	w->up_port = w->app_port = h_free_port();
+	srv = h_spawnl("ptsrv", NULL, LY_PYTHON, "-c", py_pt_server, cert, key,
+		       h_strf("%d", w->up_port), mode, h_strf("%lld", size), NULL);
+	cr_assert_gt(srv, 0);
+	cr_assert_eq(h_wait_output(srv, "listening", 10000), 0, "the TLS server did not start");
+	w->cg = h_cgroup_create("app");
+	ly_start(&w->d, ly_yaml_workload("app", w->cg,
+					 h_strf("      - to: localhost:%d\n"
+						"        tls: passthrough\n", w->up_port)));
+	return srv;
+}
+
+/* The third field of /proc/sys/net/ipv4/@name (the most a socket buffer may autotune to). */
+static long long tcp_mem_max(const char *name)
+{
+	char *s = h_read_file(h_strf("/proc/sys/net/ipv4/%s", name), NULL);
+	long long lo, def, max;
+
+	cr_assert(s && sscanf(s, "%lld %lld %lld", &lo, &def, &max) == 3, "%s", name);
+	free(s);
+	return max;
+}
+
+/* The flow.close of the (only) passthrough flow; asserts.  New reference. */
+static json_t *pt_flow_close(const struct world *w)
+{
+	json_t *ev = h_jsonl_wait(w->d.audit, "event", "flow.close", 10000);
+
+	cr_assert(ev, "no flow.close");
+	return ev;
+}
+
+/*
+ * An upstream that sends far more than every socket buffer on the way can hold, to an app
+ * that does not read for 2 s and then reads slowly: the upstream is held back (it cannot
+ * have sent everything before the app began to read), and every byte arrives unmodified.
+ */
+Test(tls, passthrough_holds_back_a_fast_upstream_for_a_slow_reader)
+{
+	long long size;
+	struct pt_result sent, got;
+	struct world w;
+	json_t *ev;
+	char *out, *srv_out;
+	pid_t srv;
+
+	/* lanyardd's two sockets may autotune up to these; the app's and server's are small */
+	size = 2 * (tcp_mem_max("tcp_rmem") + tcp_mem_max("tcp_wmem")) + (16 << 20);
+	srv = pt_relay_start(&w, "big", size);
+	cr_assert_eq(h_runl(w.cg, 50000, &out, LY_PYTHON, "-c", py_pt_client,
+			    tlsfix_ca_cert_path(w.ca), h_strf("%d", w.app_port), "keep", "2",
+			    NULL), 0, "client: %s", out);
+	got = pt_parse(out, "got");
+	cr_assert_eq(h_wait_exit(srv, 10000), 0, "the TLS server failed");
+	srv_out = h_read_file(h_out_path("ptsrv"), NULL);
+	sent = pt_parse(srv_out, "sent");
+	cr_expect_eq(got.n, size, "the app got %lld of %lld bytes", got.n, size);
+	cr_expect_str_eq(got.sha, sent.sha, "the bytes were altered on the way");
+	cr_expect_gt(sent.t, got.t, "the upstream sent everything %.3f s before the app read: "
+		     "nothing held it back", got.t - sent.t);
+	ev = pt_flow_close(&w);
+	cr_expect_geq(json_integer_value(json_object_get(ev, "bytes_down")), size);
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "reason")), "done");
+	json_decref(ev);
+	/* the flow went over to splice(2) after its ClientHello (lanyardd -v says so) */
+	cr_expect(h_file_contains(h_err_path(w.d.name), "passthrough relayed by splice"));
+	free(srv_out);
+	free(out);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * The app shuts its write side after its request (no close_notify): the upstream sees the
+ * FIN, and only then answers; the answer still reaches the app, which then sees the EOF.
+ */
+Test(tls, passthrough_relays_a_half_close_and_the_answer_after_it)
+{
+	long long size = 3 * 1024 * 1024 + 17;
+	struct pt_result sent, got;
+	struct world w;
+	json_t *ev;
+	char *out, *srv_out;
+	pid_t srv;
+
+	srv = pt_relay_start(&w, "half", size);
+	cr_assert_eq(h_runl(w.cg, 30000, &out, LY_PYTHON, "-c", py_pt_client,
+			    tlsfix_ca_cert_path(w.ca), h_strf("%d", w.app_port), "half", "0",
+			    NULL), 0, "client: %s", out);
+	got = pt_parse(out, "got");
+	cr_assert_eq(h_wait_exit(srv, 10000), 0, "the TLS server failed");
+	srv_out = h_read_file(h_out_path("ptsrv"), NULL);
+	cr_expect(strstr(srv_out, "eof after GIVE"), "the upstream never saw the FIN: %s",
+		  srv_out);
+	sent = pt_parse(srv_out, "sent");
+	cr_expect_eq(got.n, size);
+	cr_expect_str_eq(got.sha, sent.sha, "the bytes were altered on the way");
+	ev = pt_flow_close(&w);
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "reason")), "done");
+	json_decref(ev);
+	cr_expect(h_file_contains(h_err_path(w.d.name), "passthrough relayed by splice"));
+	free(srv_out);
+	free(out);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * The other way round: the upstream answers and half-closes first, and only then does the
+ * app send (more than the upstream, which waits 1 s, can take at once) and close its side.
+ * The app's FIN reaches lanyardd while its bytes still wait there (the socket is then hung
+ * up both ways): they all get through.
+ */
+Test(tls, passthrough_relays_the_apps_bytes_after_the_upstream_half_closed)
+{
+	struct pt_result sent, got, wrote, read;
+	struct world w;
+	json_t *ev;
+	char *out, *srv_out;
+	pid_t srv;
+
+	srv = pt_relay_start(&w, "first", 100000);
+	cr_assert_eq(h_runl(w.cg, 30000, &out, LY_PYTHON, "-c", py_pt_client,
+			    tlsfix_ca_cert_path(w.ca), h_strf("%d", w.app_port), "after", "0",
+			    NULL), 0, "client: %s", out);
+	got = pt_parse(out, "got");
+	wrote = pt_parse(out, "wrote");
+	cr_assert_eq(h_wait_exit(srv, 10000), 0, "the TLS server failed");
+	srv_out = h_read_file(h_out_path("ptsrv"), NULL);
+	sent = pt_parse(srv_out, "sent");
+	read = pt_parse(srv_out, "read");
+	cr_expect_eq(got.n, 100000);
+	cr_expect_str_eq(got.sha, sent.sha, "the answer was altered on the way");
+	cr_expect_eq(read.n, wrote.n, "the upstream got %lld of %lld bytes", read.n, wrote.n);
+	cr_expect_str_eq(read.sha, wrote.sha, "the app's bytes were altered on the way");
+	ev = pt_flow_close(&w);
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "reason")), "done");
+	json_decref(ev);
+	free(srv_out);
+	free(out);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * A passthrough flow needs two pipes: when lanyardd has no descriptor for them the flow is
+ * refused (flow.deny, nothing sent upstream) and lanyardd goes on serving.
+ */
+Test(tls, passthrough_without_descriptors_for_its_pipes_is_refused_cleanly)
+{
+	struct rlimit old, low;
+	struct world w;
+	json_t *ev;
+	char *out;
+
+	passthrough_start(&w, "localhost:%d", "");
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca),
+			     https(&w, "/first"), NULL), 0, "curl: %s", out);
+	free(out);
+	cr_assert(h_jsonl_wait(w.d.audit, "event", "flow.close", 5000));
+	/* room for the accepted socket and one more: the first pipe2() fails with EMFILE */
+	cr_assert_eq(prlimit(w.d.pid, RLIMIT_NOFILE, NULL, &old), 0);
+	low = (struct rlimit){ .rlim_cur = h_nofile_leaving(w.d.pid, 2), .rlim_max = old.rlim_max };
+	cr_assert_eq(prlimit(w.d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	cr_expect_neq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca),
+			      https(&w, "/starved"), NULL), 0, "curl was served: %s", out);
+	free(out);
+	ev = wait_deny(&w, "out of file descriptors");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "mode")), "passthrough");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "sni")), "localhost");
+	json_decref(ev);
+	cr_assert_eq(prlimit(w.d.pid, RLIMIT_NOFILE, &old, NULL), 0);
+	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/starved"), 0, "/starved went upstream");
+	cr_expect_eq(h_jsonl_count(w.d.audit, "event", "flow.sni"), 1, "the refused flow was "
+		     "allowed first");
+	cr_assert_eq(ly_curl(w.cg, &out, "--cacert", tlsfix_ca_cert_path(w.ca),
+			     https(&w, "/after"), NULL), 0, "curl: %s", out);
+	cr_expect_str_eq(out, "ok\n");
+	free(out);
+	cr_expect(h_alive(w.d.pid));
 	tlsfix_ca_free(w.ca);
 }
 

@@ -5,6 +5,7 @@
  * the janitor process that repeats the teardown when the test dies, and test helpers.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1649,4 +1650,28 @@ int h_json_header_count(const json_t *req, const char *name)
 
 	header_at(req, name, &n);
 	return n;
+}
+
+rlim_t h_nofile_leaving(pid_t pid, int n)
+{
+	char *dir = h_strf("/proc/%d/fd", (int)pid);
+	bool used[4096] = { false };
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	rlim_t lim;
+	int nfree = 0;
+
+	cr_assert(d, "%s", dir);
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] != '.' && fd >= 0 && fd < 4096)
+			used[fd] = true;
+	}
+	closedir(d);
+	/* up to the (n+1)th free number: every descriptor below it but n is in use */
+	for (lim = 0; lim < 4096; lim++)
+		if (!used[lim] && nfree++ == n)
+			break;
+	return lim;
 }

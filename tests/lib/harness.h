@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -113,6 +114,8 @@ int h_wait_exit(pid_t pid, int timeout_ms);
 /* SIGTERM, SIGKILL after 2 s; returns as h_wait_exit (the group is swept with SIGKILL). */
 int h_stop(pid_t pid);
 bool h_alive(pid_t pid);
+/* The lowest RLIMIT_NOFILE that leaves @pid exactly @n free descriptor numbers; asserts. */
+rlim_t h_nofile_leaving(pid_t pid, int n);
 /* Print the last @lines lines of a spawned process's stdout and stderr to stderr. */
 void h_dump(const char *name, int lines);
 

@@ -1129,3 +1129,94 @@ ParameterizedTest(struct bad_case *c, policy, rejects_malformed_x509_credentials
 {
 	expect_refused(c);
 }
+
+/* --- mode: enforce | observe -------------------------------------------------------- */
+
+static const char mode_yaml[] =
+	"trust_domain: example.org\n"
+	"workloads:\n"
+	"  - name: legacy\n"
+	"    mode: observe\n"
+	"    match: { cgroup: /system.slice/legacy.service }\n"
+	"  - name: billing\n"
+	"    match: { cgroup: /system.slice/billing.service }\n"
+	"    routes:\n"
+	"      - to: 10.0.0.1:80\n"
+	"        credential: { type: jwt, audience: a }\n"
+	"    mode: enforce\n"
+	"  - name: reports\n"
+	"    match: { cgroup: /r }\n"
+	"    routes: [ { to: 10.0.0.2:80, credential: { type: jwt, audience: a } } ]\n";
+
+Test(policy, parses_workload_modes_and_observe_without_routes)
+{
+	struct policy *p = parse_ok(mode_yaml);
+
+	cr_assert_eq(p->nworkloads, 3);
+	cr_expect_eq(p->workloads[0].mode, POLICY_MODE_OBSERVE);
+	cr_expect_eq(p->workloads[0].nroutes, 0);
+	cr_expect_null(p->workloads[0].routes);
+	cr_expect_str_eq(p->workloads[0].cgroup, "/system.slice/legacy.service");
+	cr_expect_eq(p->workloads[1].mode, POLICY_MODE_ENFORCE, "mode after routes");
+	cr_expect_eq(p->workloads[1].nroutes, 1);
+	cr_expect_eq(p->workloads[2].mode, POLICY_MODE_ENFORCE, "enforce is the default");
+	cr_expect_eq(p->workloads[2].nroutes, 1);
+	cr_expect_eq(policy_workload_find(p, "legacy"), &p->workloads[0]);
+	policy_free(p);
+
+	/* flow style, mode last */
+	p = parse_ok(HEAD "workloads: [ { name: a, match: { cgroup: /a }, mode: observe } ]\n");
+	cr_expect_eq(p->workloads[0].mode, POLICY_MODE_OBSERVE);
+	cr_expect_eq(p->workloads[0].nroutes, 0);
+	policy_free(p);
+}
+
+/* an observe workload (lines 2-4), keys appended from line 5 */
+#define OBS	"workloads:\n" \
+		"  - name: legacy\n" \
+		"    match: { cgroup: /l }\n"
+
+ParameterizedTestParameters(policy, rejects_bad_modes_and_routes_on_observe_workloads)
+{
+	static struct bad_case cases[] = {
+		/* MALFORMED: mode values */
+		{ HEAD OBS "    mode: Observe\n", 5, 11,
+		  "workloads[0].mode: \"Observe\": expected enforce or observe" },
+		{ HEAD OBS "    mode: audit\n", 5, 11, "\"audit\": expected enforce or observe" },
+		{ HEAD OBS "    mode:\n", 5, 10, "workloads[0].mode: value is missing" },
+		{ HEAD OBS "    mode: [observe]\n", 5, 11,
+		  "workloads[0].mode: expected a string, got a list" },
+		{ HEAD OBS "    mode: observe\n    mode: observe\n", 6, 5,
+		  "duplicate key \"mode\" in workload (first at line 5, column 5)" },
+		/* MALFORMED: routes on an observe workload, before or after mode */
+		{ HEAD OBS "    mode: observe\n    routes:\n" RT CRED(""), 7, 7,
+		  "workloads[0].routes: a workload in mode observe is never redirected" },
+		{ HEAD OBS "    routes:\n" RT CRED("") "    mode: observe\n", 6, 7,
+		  "workloads[0].routes: a workload in mode observe is never redirected" },
+		{ HEAD OBS "    mode: observe\n    routes: []\n", 6, 13,
+		  "remove its routes, or set mode: enforce" },
+		/* MALFORMED: enforce (explicit or default) without routes */
+		{ HEAD OBS, 3, 5,
+		  "workloads[0]: missing required key \"routes\" in workload (or set mode: observe)" },
+		{ HEAD OBS "    mode: enforce\n", 3, 5, "missing required key \"routes\"" },
+		{ HEAD OBS "    routes: []\n    mode: enforce\n", 5, 13,
+		  "workloads[0].routes: at least one route is required" },
+		/* a bad route is reported as such whatever the mode */
+		{ HEAD OBS "    routes:\n      - to: 10.0.0.1\n" CRED("") "    mode: observe\n", 6, 13,
+		  "routes[0].to: \"10.0.0.1\": missing \":port\"" },
+	};
+	struct bad_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].yaml = cr_strdup(cases[i].yaml);
+		p[i].msg = cr_strdup(cases[i].msg);
+	}
+	return cr_make_param_array(struct bad_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct bad_case *c, policy, rejects_bad_modes_and_routes_on_observe_workloads)
+{
+	expect_refused(c);
+}

@@ -10,18 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "policy.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                    \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
 
 #define NAME "fuzz.yaml"
 
@@ -88,7 +78,10 @@ static void check_policy(const struct policy *p)
 	for (size_t i = 0; i < p->nworkloads; i++) {
 		const struct policy_workload *w = &p->workloads[i];
 
-		CHECK(w->name && w->cgroup && w->cgroup[0] == '/' && w->nroutes > 0);
+		CHECK(w->name && w->cgroup && w->cgroup[0] == '/');
+		/* enforce: at least one route; observe: none (nothing is redirected) */
+		CHECK(w->mode == POLICY_MODE_ENFORCE || w->mode == POLICY_MODE_OBSERVE);
+		CHECK((w->mode == POLICY_MODE_OBSERVE) == (w->nroutes == 0));
 		CHECK(policy_workload_find(p, w->name) == w);
 		for (size_t j = 0; j < w->nroutes; j++)
 			check_route(&w->routes[j]);

@@ -38,11 +38,16 @@ static void usage(FILE *f)
 		"  status                    daemon, policy and counters\n"
 		"  workloads                 workloads, their cgroups and enrolment\n"
 		"  routes                    routes per workload\n"
-		"  flows                     live flows (connections being served)\n"
+		"  flows                     live flows (connections being served), with the SNI and\n"
+		"                            last request the TLS probes saw\n"
 		"  tokens                    current credentials: jti, audience, expiry, fingerprint\n"
 		"  reload                    re-read the policy file (a bad one is refused)\n"
 		"  revoke --workload NAME    refuse the workload's connections and credentials\n"
 		"                            until the next reload\n"
+		"  discover [--since DURATION]\n"
+		"                            static credentials that workloads send themselves\n"
+		"                            (fingerprints only) and what to do with each; DURATION\n"
+		"                            like 90s, 10m, 2h, 1d (default: everything seen)\n"
 		"  trust print               the CA certificate of interception leaves (PEM)\n"
 		"  trust install             add it to this host's trust store\n"
 		"  trust uninstall           remove it from this host's trust store\n"
@@ -183,17 +188,86 @@ static void print_routes(json_t *r)
 	}
 }
 
+/*
+ * A flow's last request as the TLS probes saw it: a string as is, or an object's
+ * "method host path"; "-" when lanyardd has none (no probe, or not HTTP).
+ */
+static void flow_request(json_t *f, char *out, size_t len)
+{
+	json_t *req = json_object_get(f, "request");
+
+	if (json_is_string(req))
+		snprintf(out, len, "%s", json_string_value(req));
+	else if (json_is_object(req))
+		snprintf(out, len, "%s %s%s", s(req, "method"), s(req, "host"), s(req, "path"));
+	else
+		snprintf(out, len, "-");
+}
+
 static void print_flows(json_t *r)
 {
+	char req[512];
 	size_t n;
 	json_t *f;
 
-	printf("%-6s %-16s %-7s %-16s %-28s %-8s %s\n", "FLOW", "WORKLOAD", "PID", "COMM", "DST",
-	       "REQS", "EXE");
-	json_array_foreach(json_object_get(r, "flows"), n, f)
-		printf("%-6lld %-16s %-7lld %-16s %-28s %-8lld %s\n", i(f, "flow"),
-		       s(f, "workload"), i(f, "pid"), s(f, "comm"), s(f, "dst"),
-		       i(f, "requests"), s(f, "exe"));
+	printf("%-6s %-16s %-7s %-16s %-28s %-24s %-8s %-32s %s\n", "FLOW", "WORKLOAD", "PID",
+	       "COMM", "DST", "SNI", "REQS", "REQUEST", "EXE");
+	json_array_foreach(json_object_get(r, "flows"), n, f) {
+		flow_request(f, req, sizeof(req));
+		printf("%-6lld %-16s %-7lld %-16s %-28s %-24s %-8lld %-32s %s\n", i(f, "flow"),
+		       s(f, "workload"), i(f, "pid"), s(f, "comm"), s(f, "dst"), s(f, "sni"),
+		       i(f, "requests"), req, s(f, "exe"));
+	}
+}
+
+static void fmt_datetime(long long t, char *out, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!t) {
+		snprintf(out, len, "-");
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The inventory: one table row per credential, its reason below, then what was not seen. */
+static void print_discover(json_t *r)
+{
+	json_t *secrets = json_object_get(r, "secrets"), *unobs = json_object_get(r, "unobservable");
+	char first[32], last[32];
+	size_t n;
+	json_t *e;
+
+	printf("%-3s %-16s %-24s %-26s %-10s %-20s %-23s %-20s %-20s %-6s %s\n", "#", "WORKLOAD",
+	       "EXE", "DESTINATION", "KIND", "HEADER", "FINGERPRINT", "FIRST", "LAST", "REQS",
+	       "RECOMMENDATION");
+	json_array_foreach(secrets, n, e) {
+		fmt_datetime(i(e, "first_seen"), first, sizeof(first));
+		fmt_datetime(i(e, "last_seen"), last, sizeof(last));
+		printf("%-3zu %-16s %-24s %-26s %-10s %-20s %-23s %-20s %-20s %-6lld %s\n", n + 1,
+		       s(e, "workload"), s(e, "exe"), s(e, "destination"), s(e, "kind"),
+		       s(e, "header"), s(e, "fingerprint"), first, last, i(e, "requests"),
+		       s(e, "recommendation"));
+	}
+	if (!json_array_size(secrets))
+		printf("(no static credential seen)\n");
+	if (json_array_size(secrets))
+		printf("\nreasons\n");
+	json_array_foreach(secrets, n, e)
+		printf("  %zu  %s\n", n + 1, s(e, "reason"));
+	if (i(r, "dropped"))
+		printf("\n%lld credentials not recorded: the inventory is full\n", i(r, "dropped"));
+	printf("\nunobservable TLS stacks (their requests are not inspected)\n");
+	if (!json_array_size(unobs))
+		printf("  (none)\n");
+	json_array_foreach(unobs, n, e) {
+		fmt_datetime(i(e, "first_seen"), first, sizeof(first));
+		printf("  %-16s %-7lld %-32s %-16s %s  %s\n", s(e, "workload"), i(e, "pid"),
+		       s(e, "exe"), s(e, "stack"), first, s(e, "reason"));
+	}
 }
 
 static void print_tokens(json_t *r)
@@ -219,13 +293,16 @@ static void print_tokens(json_t *r)
 	}
 }
 
-static int build_request(const char *cmd, const char *workload, char **line)
+/* since: < 0 none */
+static int build_request(const char *cmd, const char *workload, long long since, char **line)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
 	char *js;
 
 	if (workload)
 		json_object_set_new(req, "workload", json_string(workload));
+	if (since >= 0)
+		json_object_set_new(req, "since", json_integer(since));
 	js = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (!js || asprintf(line, "%s\n", js) < 0) {
@@ -261,6 +338,8 @@ static int print_answer(const char *cmd, const char *text, int as_json)
 		print_flows(r);
 	else if (!strcmp(cmd, "tokens"))
 		print_tokens(r);
+	else if (!strcmp(cmd, "discover"))
+		print_discover(r);
 	else if (!strcmp(cmd, "reload"))
 		printf("policy reloaded (generation %lld)\n", i(r, "generation"));
 	else if (!strcmp(cmd, "revoke"))
@@ -268,6 +347,28 @@ static int print_answer(const char *cmd, const char *text, int as_json)
 		       i(r, "credentials"));
 	json_decref(r);
 	return ok ? 0 : 1;
+}
+
+/* "90", "90s", "10m", "2h", "1d" -> seconds; -1 if malformed or over ten years. */
+static long long parse_age(const char *arg)
+{
+	long long v = 0, unit = 1;
+	const char *p = arg;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (*p - '0');
+		if (v > 10LL * 366 * 86400)
+			return -1;
+	}
+	if (*p == 's' || *p == 'm' || *p == 'h' || *p == 'd') {
+		unit = *p == 's' ? 1 : *p == 'm' ? 60 : *p == 'h' ? 3600 : 86400;
+		p++;
+	}
+	if (*p || v * unit > 10LL * 366 * 86400)
+		return -1;
+	return v * unit;
 }
 
 /* --- trust: the CA in the host's trust store ------------------------------------------ */
@@ -485,12 +586,15 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "workload", required_argument, NULL, 'w' },
+		{ "since", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	static const char *const cmds[] = { "status", "workloads", "routes", "flows",
-					    "tokens", "reload", "revoke", "trust", NULL };
-	const char *sock = POLICY_DEFAULT_CONTROL, *workload = NULL, *cmd;
+					    "tokens", "reload", "revoke", "trust", "discover",
+					    NULL };
+	const char *sock = POLICY_DEFAULT_CONTROL, *workload = NULL, *since = NULL, *cmd;
+	long long since_s = -1;
 	char *line = NULL, *answer;
 	int as_json = 0, ch, rc, known = 0;
 
@@ -499,6 +603,7 @@ int main(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 'j': as_json = 1; break;
 		case 'w': workload = optarg; break;
+		case 'S': since = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -514,6 +619,7 @@ int main(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 'j': as_json = 1; break;
 		case 'w': workload = optarg; break;
+		case 'S': since = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -523,19 +629,32 @@ int main(int argc, char **argv)
 	if (known && !strcmp(cmd, "trust")) {
 		const char *sub = optind == argc - 1 ? argv[optind] : "";
 
-		if (workload || (strcmp(sub, "print") && strcmp(sub, "install") &&
+		if (workload || since || (strcmp(sub, "print") && strcmp(sub, "install") &&
 				 strcmp(sub, "uninstall"))) {
 			usage(stderr);
 			return 2;
 		}
 		return trust_main(sock, sub, as_json);
 	}
-	/* revoke needs --workload; no other command takes it */
-	if (!known || optind != argc || (!strcmp(cmd, "revoke") != !!workload)) {
+	/* revoke needs --workload; no other command takes it; only discover takes --since */
+	if (!known || optind != argc || (!strcmp(cmd, "revoke") != !!workload) ||
+	    (since && strcmp(cmd, "discover"))) {
 		usage(stderr);
 		return 2;
 	}
-	if (build_request(cmd, workload, &line) < 0)
+	if (since) {
+		long long age = parse_age(since);
+
+		if (age < 0) {
+			fprintf(stderr, "lanyard: --since %s: expected a duration like 90s, 10m, 2h "
+				"or 1d\n", since);
+			return 2;
+		}
+		since_s = (long long)time(NULL) - age;
+		if (since_s < 0)
+			since_s = 0;
+	}
+	if (build_request(cmd, workload, since_s, &line) < 0)
 		return 1;
 	answer = request(sock, line);
 	free(line);

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * TLS observation, userspace half: which files get uprobes (the host's TLS
+ * libraries at start, then what each enrolled or observed process maps, found
+ * on exec and on its first redirected connect), and what an LY_EV_DATA record
+ * becomes: a flow.tls audit record, a tag on the redirected flow it belongs to,
+ * a request head for discovery.  A record may carry an app's credential: it is
+ * copied once, parsed, and wiped; only the request line, Host and SNI (never a
+ * header value, never a query string) reach the audit and the flow table.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "discover.h"
+#include "log.h"
+#include "procscan.h"
+#include "proxy.h"
+#include "tlsobs.h"
+
+#define PID_CACHE	1024	/* direct-mapped by pid: exe and last scan */
+#define RESCAN_MAX	256	/* pending re-scans after exec */
+#define EXE_LEN		256
+#define DST_LEN		(LY_SNI_LEN + 16)
+#define METHOD_LEN	32	/* cleaned request-line parts: escapes take 4 bytes a byte */
+#define TARGET_LEN	1024
+#define HOST_LEN	256
+
+struct pid_ent {
+	uint32_t pid;
+	uint64_t scanned_ms;	/* 0: never */
+	char exe[EXE_LEN];	/* "" until read */
+};
+
+/* ld.so maps a new program's libraries after exec: look again a little later */
+struct rescan {
+	uint32_t pid, wl_id;
+	uint64_t due_ms;
+	int left;
+};
+
+static const uint64_t rescan_delay_ms[] = { 100, 1000 };
+
+/* What one decoded LY_EV_DATA record says (borrowed from the record and its copy). */
+struct tls_write {
+	const struct ly_event_data *ev;
+	const char *workload, *exe, *lib;
+	char exe_c[EXE_LEN];		/* exe (or comm), cleaned */
+	char sni[LY_SNI_LEN];		/* cleaned; "" if none */
+	char head[LY_CAP_LEN + 1];	/* the captured head, wiped after use */
+	size_t headlen;
+	struct discover_reqline rl;	/* slices of the cleaned copies below, not of head */
+	char method[METHOD_LEN], target[TARGET_LEN], host[HOST_LEN];
+	int has_rl;
+	char dst[DST_LEN];
+	uint64_t flow;
+	const char *injected_header;	/* the header the flow's route overwrites, or NULL */
+};
+
+struct tlsobs {
+	struct daemon *d;
+	struct tls_write w;		/* the record being handled; zero between records */
+	struct pid_ent pids[PID_CACHE];
+	struct rescan q[RESCAN_MAX];
+	size_t nq;
+	struct procscan_result scan;	/* 36 KiB: kept off the stack */
+	int nosup_warned;
+};
+
+struct tlsobs *tlsobs_new(struct daemon *d)
+{
+	struct tlsobs *t = calloc(1, sizeof(*t));
+
+	if (t)
+		t->d = d;
+	return t;
+}
+
+void tlsobs_free(struct tlsobs *t)
+{
+	free(t);
+}
+
+static const char *wl_name(const struct daemon *d, uint32_t id)
+{
+	return id && id <= DAEMON_MAX_WORKLOAD_IDS ? d->wl_names[id] : NULL;
+}
+
+static struct pid_ent *pid_get(struct tlsobs *t, uint32_t pid)
+{
+	struct pid_ent *e = &t->pids[pid % PID_CACHE];
+
+	if (e->pid != pid)
+		*e = (struct pid_ent){ .pid = pid };
+	return e;
+}
+
+/* The process's executable (cached per pid; an exec resets it), or its comm. */
+static const char *pid_exe(struct tlsobs *t, uint32_t pid, const char *comm)
+{
+	struct pid_ent *e = pid_get(t, pid);
+	char path[64];
+	ssize_t n;
+
+	if (e->exe[0])
+		return e->exe;
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	n = readlink(path, e->exe, sizeof(e->exe) - 1);
+	e->exe[n > 0 ? n : 0] = '\0';
+	return e->exe[0] ? e->exe : comm;
+}
+
+/* --- attaching -------------------------------------------------------------------- */
+
+static void attach_targets(struct tlsobs *t, const struct procscan_result *r)
+{
+	char err[PATH_MAX + 128];
+	int rc;
+
+	for (size_t i = 0; i < r->n; i++) {
+		rc = kernel_tls_attach(t->d->kern, r->t[i].path, r->t[i].libs, err, sizeof(err));
+		if (rc == -ENOTSUP) {
+			if (!t->nosup_warned++)
+				log_warnx("TLS: %s", err);
+			return;
+		}
+		if (rc < 0)
+			log_warnx("TLS: %s", err);
+	}
+}
+
+int tlsobs_start(struct tlsobs *t)
+{
+	int rc = kernel_tls_helper_start(t->d->kern);
+
+	if (rc < 0 && rc != -ENOTSUP)
+		log_warnx("TLS: no attach helper (%s): library copies found after start-up "
+			  "cannot be probed", strerror(-rc));
+	rc = procscan_system_libs(&t->scan);
+	if (rc < 0) {
+		log_warnx("TLS: looking for the host's TLS libraries: %s", strerror(-rc));
+		return rc;
+	}
+	if (!t->scan.n)
+		log_warnx("TLS: no shared OpenSSL or GnuTLS library found on the host");
+	attach_targets(t, &t->scan);
+	return 0;
+}
+
+/* Probe what pid maps; report a TLS stack uprobes cannot see. */
+static void pid_scan(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
+{
+	struct pid_ent *e = pid_get(t, pid);
+	struct procscan_result *r = &t->scan;
+	int rc;
+
+	e->scanned_ms = loop_now_ms(t->d->loop);
+	rc = procscan_pid((pid_t)pid, r);
+	if (rc < 0) {
+		if (rc != -ESRCH && rc != -ENOENT)
+			log_debug("TLS: scanning pid %u: %s", pid, strerror(-rc));
+		return;
+	}
+	log_debug("TLS: pid %u (%s): %zu TLS library files%s%s", pid, r->exe, r->n,
+		  r->unobservable ? ", unobservable: " : "", r->unobservable ? r->unobservable : "");
+	if (r->exe[0] && !e->exe[0] && strlen(r->exe) < sizeof(e->exe))
+		memcpy(e->exe, r->exe, strlen(r->exe) + 1);
+	attach_targets(t, r);
+	if (r->unobservable && t->d->disc)
+		discover_note_unobservable(t->d->disc, wl_name(t->d, wl_id), pid, r->exe,
+					   r->unobservable, r->reason, loop_wall_s(t->d->loop));
+}
+
+static void rescan_queue(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
+{
+	struct rescan *q;
+
+	if (t->nq == RESCAN_MAX)
+		return;		/* an exec storm: the connect-time scan still comes */
+	q = &t->q[t->nq++];
+	q->pid = pid;
+	q->wl_id = wl_id;
+	q->left = (int)(sizeof(rescan_delay_ms) / sizeof(rescan_delay_ms[0]));
+	q->due_ms = loop_now_ms(t->d->loop) + rescan_delay_ms[0];
+}
+
+void tlsobs_tick(struct tlsobs *t)
+{
+	uint64_t now = loop_now_ms(t->d->loop);
+	const size_t ndelay = sizeof(rescan_delay_ms) / sizeof(rescan_delay_ms[0]);
+
+	for (size_t i = 0; i < t->nq;) {
+		struct rescan *q = &t->q[i];
+
+		if (q->due_ms > now) {
+			i++;
+			continue;
+		}
+		pid_scan(t, q->pid, q->wl_id);
+		if (--q->left > 0 && kill((pid_t)q->pid, 0) == 0) {
+			q->due_ms = now + rescan_delay_ms[ndelay - (size_t)q->left];
+			i++;
+			continue;
+		}
+		t->q[i] = t->q[--t->nq];
+	}
+}
+
+static void on_exec(struct tlsobs *t, const struct ly_event_exec *ev)
+{
+	struct pid_ent *e = pid_get(t, ev->pid);
+
+	/* a new program: new exe, new libraries */
+	*e = (struct pid_ent){ .pid = ev->pid };
+	pid_scan(t, ev->pid, ev->workload_id);
+	rescan_queue(t, ev->pid, ev->workload_id);
+}
+
+static void on_connect(struct tlsobs *t, const struct ly_flow *f)
+{
+	struct pid_ent *e = pid_get(t, f->pid);
+
+	/* a pid seen before has its libraries probed already (exec re-scans) */
+	if (e->scanned_ms)
+		return;
+	pid_scan(t, f->pid, f->workload_id);
+}
+
+/* --- LY_EV_DATA ------------------------------------------------------------------- */
+
+static const char *lib_name(uint8_t lib)
+{
+	switch (lib) {
+	case LY_LIB_OPENSSL: return "openssl";
+	case LY_LIB_GNUTLS: return "gnutls";
+	default: return "plain";
+	}
+}
+
+/* The socket's peer is lanyardd's listener: the kernel redirected this connection. */
+static int peer_is_listener(const struct tlsobs *t, const struct ly_event_data *ev)
+{
+	static const uint8_t lo6[16] = { [15] = 1 };
+	const uint8_t lo4[4] = { 127, 0, 0, 1 };
+
+	if (ntohs(ev->dport) != t->d->pol->listen_port)
+		return 0;
+	if (ev->family == LY_AF_INET)
+		return !memcmp(ev->daddr, lo4, sizeof(lo4));
+	return ev->family == LY_AF_INET6 && !memcmp(ev->daddr, lo6, sizeof(lo6));
+}
+
+static void addr_port(int family, const uint8_t *addr, uint16_t port, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family == LY_AF_INET ? AF_INET : AF_INET6, addr, a, sizeof(a));
+	snprintf(out, len, family == LY_AF_INET ? "%s:%u" : "[%s]:%u", a, port);
+}
+
+/* The port of an "addr:port" string (0 if none). */
+static unsigned dst_port(const char *dst)
+{
+	const char *c = strrchr(dst, ':');
+
+	return c ? (unsigned)strtoul(c + 1, NULL, 10) : 0;
+}
+
+/*
+ * Where the app meant to go: a redirected flow's original destination (from
+ * the proxy), else the socket's peer; named by the SNI, else Host, when known.
+ */
+static void write_dst(struct tlsobs *t, struct tls_write *w)
+{
+	const struct ly_event_data *ev = w->ev;
+	char ip[DST_LEN] = "";
+	unsigned port;
+
+	if (ev->family && peer_is_listener(t, ev))
+		w->flow = proxy_flow_tag(t->d->proxy, ev->family, ev->saddr, ntohs(ev->sport),
+					 w->sni, w->has_rl ? &w->rl : NULL, &w->injected_header,
+					 ip, sizeof(ip));
+	if (!w->flow && ev->family)
+		addr_port(ev->family, ev->daddr, ntohs(ev->dport), ip, sizeof(ip));
+	port = dst_port(ip);
+	if (w->sni[0] && port)
+		snprintf(w->dst, sizeof(w->dst), "%s:%u", w->sni, port);
+	else if (w->has_rl && w->rl.host_len && memchr(w->rl.host, ':', w->rl.host_len))
+		snprintf(w->dst, sizeof(w->dst), "%.*s", (int)w->rl.host_len, w->rl.host);
+	else if (w->has_rl && w->rl.host_len && port)
+		snprintf(w->dst, sizeof(w->dst), "%.*s:%u", (int)w->rl.host_len, w->rl.host, port);
+	else
+		snprintf(w->dst, sizeof(w->dst), "%s", ip[0] ? ip : "unknown");
+}
+
+static void audit_write(const struct tls_write *w)
+{
+	const struct ly_event_data *ev = w->ev;
+	const struct discover_reqline *rl = &w->rl;
+	char path[LY_CAP_LEN + 1];
+
+	audit_begin("flow.tls");
+	audit_u64("flow", w->flow);
+	audit_str("workload", w->workload);
+	audit_u64("cgroup", ev->cgroup_id);
+	audit_u64("pid", ev->pid);
+	audit_str("exe", w->exe);
+	audit_str("dst", w->dst);
+	audit_str("sni", w->sni[0] ? w->sni : NULL);
+	audit_str("lib", w->lib);
+	if (w->has_rl) {
+		audit_strn("method", rl->method, rl->method_len);
+		if (rl->host_len)
+			audit_strn("host", rl->host, rl->host_len);
+		/* no query, no authority, no segment that may be a token (docs/audit.md) */
+		audit_strn("path", path,
+			   discover_redact_target(rl->target, rl->target_len, path, sizeof(path)));
+	}
+	audit_end();
+}
+
+static void observe_head(struct tlsobs *t, const struct tls_write *w)
+{
+	const struct ly_event_data *ev = w->ev;
+	struct discover_obs o = {
+		.workload = w->workload,
+		.cgroup_id = ev->cgroup_id,
+		.pid = ev->pid,
+		.exe = w->exe,
+		.dst = w->dst,
+		.sni = w->sni[0] ? w->sni : NULL,
+		.lib = w->lib,
+		.flow = w->flow,
+		.injected_header = w->injected_header,
+		.head = w->head,
+		.len = w->headlen,
+		.truncated = (ev->hdr.flags & LY_DATA_TRUNC) != 0,
+	};
+
+	if (t->d->disc)
+		discover_observe(t->d->disc, &o, loop_wall_s(t->d->loop));
+}
+
+/*
+ * The request line and Host as the flow table and the audit get them: cleaned
+ * (discover_clean) copies, so that an odd byte in what an app wrote can neither
+ * break a JSON record nor make the flow vanish from `lanyard flows`.
+ */
+static void reqline_clean(struct tls_write *w)
+{
+	struct discover_reqline *rl = &w->rl;
+
+	discover_clean(w->method, sizeof(w->method), rl->method, rl->method_len);
+	discover_clean(w->target, sizeof(w->target), rl->target, rl->target_len);
+	discover_clean(w->host, sizeof(w->host), rl->host, rl->host_len);
+	rl->method = w->method;
+	rl->method_len = strlen(w->method);
+	rl->target = w->target;
+	rl->target_len = strlen(w->target);
+	rl->host = w->host;
+	rl->host_len = rl->host_len ? strlen(w->host) : 0;
+}
+
+/* Sizes first: a record that does not add up is dropped, never parsed. */
+static const struct ly_event_data *data_check(const struct ly_event_hdr *hdr, size_t len)
+{
+	const struct ly_event_data *ev = (const struct ly_event_data *)hdr;
+	const size_t fixed = offsetof(struct ly_event_data, data);
+
+	if (len < fixed || hdr->len < fixed)
+		return NULL;
+	if (ev->caplen > LY_CAP_LEN || hdr->len != fixed + ev->caplen || hdr->len > len)
+		return NULL;
+	if ((ev->hdr.flags & LY_DATA_HEAD) && !ev->caplen)
+		return NULL;
+	return ev;
+}
+
+static void on_data(struct tlsobs *t, const struct ly_event_hdr *hdr, size_t len)
+{
+	const struct ly_event_data *ev = data_check(hdr, len);
+	struct tls_write *w = &t->w;
+
+	if (!ev)
+		return;
+	w->ev = ev;
+	w->workload = wl_name(t->d, ev->workload_id);
+	w->exe = pid_exe(t, ev->pid, ev->comm);
+	discover_clean(w->exe_c, sizeof(w->exe_c), w->exe, strnlen(w->exe, EXE_LEN));
+	w->exe = w->exe_c;
+	w->lib = lib_name(ev->lib);
+	/* the app chose these bytes: never stored or printed as they are */
+	if (ev->hdr.flags & LY_DATA_SNI)
+		discover_clean(w->sni, sizeof(w->sni), ev->sni, strnlen(ev->sni, LY_SNI_LEN));
+	if (ev->hdr.flags & LY_DATA_HEAD) {
+		memcpy(w->head, ev->data, ev->caplen);
+		w->headlen = ev->caplen;
+		w->has_rl = discover_parse_reqline(w->head, w->headlen, &w->rl) == 0;
+		if (w->has_rl)
+			reqline_clean(w);
+	}
+	write_dst(t, w);
+	if (w->has_rl || (ev->hdr.flags & LY_DATA_FIRST))
+		audit_write(w);
+	if (w->has_rl)
+		observe_head(t, w);
+	/* the copy may hold the app's credential */
+	explicit_bzero(w, sizeof(*w));
+}
+
+void tlsobs_on_event(struct tlsobs *t, const struct ly_event_hdr *ev, size_t len)
+{
+	switch (ev->type) {
+	case LY_EV_DATA:
+		on_data(t, ev, len);
+		break;
+	case LY_EV_EXEC:
+		if (len >= sizeof(struct ly_event_exec))
+			on_exec(t, (const struct ly_event_exec *)ev);
+		break;
+	case LY_EV_CONNECT:
+		if (len >= sizeof(struct ly_event_flow))
+			on_connect(t, &((const struct ly_event_flow *)ev)->flow);
+		break;
+	default:
+		break;
+	}
+}

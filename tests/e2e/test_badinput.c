@@ -154,3 +154,53 @@ Test(badinput, answers_a_good_request_before_refusing_the_bad_one_behind_it)
 	json_decref(claims);
 	json_decref(good);
 }
+
+/* utime + stime of @pid in clock ticks */
+static long cpu_ticks(pid_t pid)
+{
+	char *stat = h_read_file(h_strf("/proc/%d/stat", (int)pid), NULL);
+	const char *p = stat ? strrchr(stat, ')') : NULL;
+	unsigned long ut = 0, st = 0;
+
+	/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime */
+	cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			      &ut, &st) == 2, "/proc/%d/stat", (int)pid);
+	free(stat);
+	return (long)(ut + st);
+}
+
+Test(badinput, out_of_descriptors_refuses_new_flows_without_spinning_and_recovers)
+{
+	struct rlimit old, low;
+	struct ly_app a;
+	json_t *ev;
+	long t0, t1;
+	char *out;
+
+	ly_app_start(&a, "5m", NULL);
+	cr_assert_eq(prlimit(a.d.pid, RLIMIT_NOFILE, NULL, &old), 0);
+	/* no free descriptor at all: accept() fails with EMFILE */
+	low = (struct rlimit){ .rlim_cur = h_nofile_leaving(a.d.pid, 0), .rlim_max = old.rlim_max };
+	cr_assert_eq(prlimit(a.d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	cr_expect_neq(ly_curl(a.cg, &out, h_strf("http://127.0.0.1:%d/starved", a.up_port), NULL),
+		      0, "curl was served: %s", out);
+	free(out);
+	ev = h_jsonl_wait(a.d.audit, "reason", "out of file descriptors", 5000);
+	cr_expect(ev, "no flow.deny for the shed connection");
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "event")), "flow.deny");
+	json_decref(ev);
+	/* a listener that stays readable must not make the loop spin */
+	t0 = cpu_ticks(a.d.pid);
+	usleep(1000 * 1000);
+	t1 = cpu_ticks(a.d.pid);
+	cr_expect_lt(t1 - t0, sysconf(_SC_CLK_TCK) / 4, "lanyardd burnt %ld ticks in 1 s",
+		     t1 - t0);
+	cr_assert_eq(prlimit(a.d.pid, RLIMIT_NOFILE, &old, NULL), 0);
+	cr_expect_eq(h_jsonl_count(a.up_log, "target", "/starved"), 0, "/starved went upstream");
+	cr_assert_eq(ly_curl(a.cg, &out, h_strf("http://127.0.0.1:%d/after", a.up_port), NULL), 0,
+		     "curl: %s", out);
+	free(out);
+	cr_expect(h_jsonl_wait(a.up_log, "target", "/after", 3000), "not served after recovery");
+	cr_expect(h_alive(a.d.pid));
+}

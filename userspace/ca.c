@@ -27,6 +27,7 @@
 #include "ca.h"
 #include "jwt.h"
 #include "log.h"
+#include "secret.h"
 
 #define CA_ROOT_DAYS	3650			/* the local root: 10 years */
 #define CA_BACKDATE_S	60			/* notBefore = now - 60 s: clock skew */
@@ -113,32 +114,6 @@ static void hex(const unsigned char *in, size_t len, char *out)
 /* --- files ------------------------------------------------------------------------ */
 
 /*
- * relayd's check_file_secrecy: a CA key that others can read is a leaked
- * key (anyone could mint certificates the host trusts), and one that others
- * own can be swapped.  0 or -EPERM.
- */
-static int secret_file_check(const char *path, const struct stat *st, char *err, size_t errlen)
-{
-	if (!S_ISREG(st->st_mode)) {
-		snprintf(err, errlen, "CA key %s: not a regular file", path);
-		return -EPERM;
-	}
-	if (st->st_uid != geteuid()) {
-		snprintf(err, errlen, "CA key %s: owned by uid %u, not by us (uid %u)", path,
-			 (unsigned int)st->st_uid, (unsigned int)geteuid());
-		return -EPERM;
-	}
-	if (st->st_mode & 077) {
-		snprintf(err, errlen,
-			 "CA key %s: mode %04o is readable by group or other: chmod 600 it "
-			 "(and replace the CA: the key may have been copied)",
-			 path, (unsigned int)(st->st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
-}
-
-/*
  * Read a whole file (at most max - 1 bytes) into a NUL-terminated buffer:
  * OPENSSL_secure_malloc'd with RF_SECRET (free with OPENSSL_secure_clear_free
  * (buf, max)), malloc'd otherwise.  0, -ENOENT (message set too) or -errno.
@@ -168,7 +143,7 @@ static int read_file(const char *path, int flags, size_t max, char **out, size_t
 		snprintf(err, errlen, "%s %s: %s", what, path, strerror(-rc));
 		goto cleanup;
 	}
-	rc = flags & RF_SECRET ? secret_file_check(path, &st, err, errlen) : 0;
+	rc = flags & RF_SECRET ? secret_file_check(path, "CA key", &st, err, errlen) : 0;
 	if (!rc && !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s %s: not a regular file", what, path);
 		rc = -EPERM;

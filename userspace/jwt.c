@@ -27,6 +27,7 @@
 
 #include "jwt.h"
 #include "log.h"
+#include "secret.h"
 
 #define JWT_COORD_LEN	32			/* P-256 field element, bytes */
 #define JWT_COORD_B64	44			/* base64url of 32 bytes (43) + NUL */
@@ -99,31 +100,6 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-/*
- * relayd's check_file_secrecy: a signing key that others can read is a
- * leaked key, and one that others own can be swapped.  0 or -EPERM.
- */
-static int key_file_check(const char *path, const struct stat *st, char *err, size_t errlen)
-{
-	if (!S_ISREG(st->st_mode)) {
-		snprintf(err, errlen, "signing key %s: not a regular file", path);
-		return -EPERM;
-	}
-	if (st->st_uid != geteuid()) {
-		snprintf(err, errlen, "signing key %s: owned by uid %u, not by us (uid %u)", path,
-			 (unsigned int)st->st_uid, (unsigned int)geteuid());
-		return -EPERM;
-	}
-	if (st->st_mode & 077) {
-		snprintf(err, errlen,
-			 "signing key %s: mode %04o is readable by group or other: chmod 600 it "
-			 "(and rotate it: it may have been copied)",
-			 path, (unsigned int)(st->st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
-}
-
 static int key_is_p256(EVP_PKEY *pkey)
 {
 	char name[64];
@@ -186,7 +162,7 @@ static EVP_PKEY *key_read(const char *path, int *rc, char *err, size_t errlen)
 		snprintf(err, errlen, "signing key %s: %s", path, strerror(-*rc));
 		goto cleanup;
 	}
-	*rc = key_file_check(path, &st, err, errlen);
+	*rc = secret_file_check(path, "signing key", &st, err, errlen);
 	if (*rc)
 		goto cleanup;
 	*rc = -EINVAL;

@@ -130,9 +130,8 @@ void secret_fingerprint(const void *buf, size_t len, char out[SECRET_FP_LEN])
 
 /* --- key files ------------------------------------------------------------------ */
 
-/* A key file others can read is a leaked key; one others own can be swapped. */
-static int key_file_check(const char *path, const char *what, const struct stat *st,
-			  char *err, size_t errlen)
+int secret_file_check(const char *path, const char *what, const struct stat *st, char *err,
+		      size_t errlen)
 {
 	if (!S_ISREG(st->st_mode)) {
 		snprintf(err, errlen, "%s %s: not a regular file", what, path);
@@ -229,7 +228,7 @@ int secret_key_file(const char *path, const char *what, size_t len, struct secre
 			 rc == -ELOOP ? "not a regular file (symlink)" : strerror(-rc));
 		goto cleanup;
 	}
-	rc = fstat(fd, &st) < 0 ? -errno : key_file_check(path, what, &st, err, errlen);
+	rc = fstat(fd, &st) < 0 ? -errno : secret_file_check(path, what, &st, err, errlen);
 	if (rc == -EPERM)
 		goto cleanup;
 	if (!rc)

@@ -32,6 +32,16 @@ void secret_free(struct secret *s);
 void secret_fingerprint(const void *buf, size_t len, char out[SECRET_FP_LEN]);
 
 /*
+ * May the key file path (what names it in messages: "signing key"), as fstat()
+ * saw it, be used?  Refused (-EPERM, message in err): not a regular file, not
+ * owned by our euid (it could be swapped), readable by group or other (it may
+ * have been copied).  0 if fine.
+ */
+struct stat;
+int secret_file_check(const char *path, const char *what, const struct stat *st, char *err,
+		      size_t errlen);
+
+/*
  * A random key of len bytes kept in the file path (what names it in messages):
  * read when it exists, else len random bytes are written to a new file (O_EXCL,
  * mode 0600).  Refused (-EPERM) like the signing and CA keys: not a regular

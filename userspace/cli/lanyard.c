@@ -124,7 +124,8 @@ static long long i(json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
-static void fmt_time(long long t, char *out, size_t len)
+/* A unix time as UTC in strftime's fmt, or "-" for 0 (never). */
+static void fmt_utc(long long t, const char *fmt, char *out, size_t len)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -134,7 +135,12 @@ static void fmt_time(long long t, char *out, size_t len)
 		return;
 	}
 	gmtime_r(&tt, &tm);
-	strftime(out, len, "%H:%M:%SZ", &tm);
+	strftime(out, len, fmt, &tm);
+}
+
+static void fmt_time(long long t, char *out, size_t len)
+{
+	fmt_utc(t, "%H:%M:%SZ", out, len);
 }
 
 static void print_status(json_t *r)
@@ -222,15 +228,7 @@ static void print_flows(json_t *r)
 
 static void fmt_datetime(long long t, char *out, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!t) {
-		snprintf(out, len, "-");
-		return;
-	}
-	gmtime_r(&tt, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fmt_utc(t, "%Y-%m-%dT%H:%M:%SZ", out, len);
 }
 
 /* The inventory: one table row per credential, its reason below, then what was not seen. */

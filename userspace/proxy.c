@@ -502,6 +502,19 @@ static void out_wipe(struct conn *c)
 	c->out_secret = 0;
 }
 
+/* Start a flow.deny audit record for c with who and what it is; the caller adds why. */
+static void audit_deny_begin(const struct conn *c)
+{
+	const struct daemon *d = c->px->d;
+
+	audit_begin("flow.deny");
+	audit_u64("flow", c->id);
+	audit_str("workload", d->wl_names[c->wl_id]);
+	audit_u64("cgroup", c->flow.cgroup_id);
+	audit_u64("pid", c->flow.pid);
+	audit_str("exe", c->exe);
+}
+
 /*
  * The upstream did not prove its identity (c->tls_why says how): nothing that
  * waits for it is sent, the app gets a 502 with the reason, the audit a
@@ -515,12 +528,7 @@ static void upstream_tls_fail(struct conn *c)
 	if (c->ussl)
 		tls_peer_name(c->ussl, name, sizeof(name));
 	d->m.upstream_failed++;
-	audit_begin("flow.deny");
-	audit_u64("flow", c->id);
-	audit_str("workload", d->wl_names[c->wl_id]);
-	audit_u64("cgroup", c->flow.cgroup_id);
-	audit_u64("pid", c->flow.pid);
-	audit_str("exe", c->exe);
+	audit_deny_begin(c);
 	audit_str("reason", c->tls_why);
 	audit_str("upstream", c->udst);
 	audit_str("server_name", name[0] ? name : NULL);
@@ -1015,12 +1023,7 @@ static void client_tls_fail(struct conn *c, const char *reason, const char *deta
 	struct daemon *d = c->px->d;
 
 	d->m.flow_denied++;
-	audit_begin("flow.deny");
-	audit_u64("flow", c->id);
-	audit_str("workload", d->wl_names[c->wl_id]);
-	audit_u64("cgroup", c->flow.cgroup_id);
-	audit_u64("pid", c->flow.pid);
-	audit_str("exe", c->exe);
+	audit_deny_begin(c);
 	audit_str("dst", c->dst);
 	audit_str("reason", reason);
 	audit_str("detail", detail);
@@ -1090,12 +1093,7 @@ static void passthrough_deny(struct conn *c, const char *reason, const char *sni
 	struct daemon *d = c->px->d;
 
 	d->m.flow_denied++;
-	audit_begin("flow.deny");
-	audit_u64("flow", c->id);
-	audit_str("workload", d->wl_names[c->wl_id]);
-	audit_u64("cgroup", c->flow.cgroup_id);
-	audit_u64("pid", c->flow.pid);
-	audit_str("exe", c->exe);
+	audit_deny_begin(c);
 	audit_str("dst", c->dst);
 	audit_str("mode", "passthrough");
 	audit_str("reason", reason);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1223,6 +1224,34 @@ enum relay_rc {
 };
 
 /*
+ * splice() stops at TCP's urgent mark and says EAGAIN while epoll still says
+ * EPOLLIN: a peer sending one MSG_OOB byte would make the loop spin on that
+ * flow forever.  At the mark, one plain recv() moves past it (the urgent byte
+ * itself is out of band and dropped, as on the buffered path) into the empty
+ * pipe.  Bytes moved, or -1 with errno (EAGAIN: really nothing to read).
+ */
+static ssize_t relay_past_mark(int src, struct relay_pipe *p)
+{
+	char buf[PIPE_BUF];
+	int atmark = 0;
+	ssize_t n;
+
+	if (ioctl(src, SIOCATMARK, &atmark) < 0 || !atmark) {
+		errno = EAGAIN;
+		return -1;
+	}
+	n = recv(src, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n <= 0)
+		return n;
+	/* at most PIPE_BUF bytes into an empty pipe: written whole, never partly */
+	if (write(p->wfd, buf, (size_t)n) != n) {
+		errno = EIO;
+		return -1;
+	}
+	return n;
+}
+
+/*
  * One direction: src -> p -> dst, zero-copy.  The pipe is drained before src is read
  * again, so a destination that does not read stops its source being read (backpressure:
  * at most one pipe in flight per direction).  *moved gets the bytes that reached dst.
@@ -1247,15 +1276,16 @@ static enum relay_rc relay_pump(int src, int dst, struct relay_pipe *p, int src_
 		}
 		if (src_eof)
 			return RELAY_EOF;
-		/* an empty pipe: EAGAIN can only mean that src has nothing (no busy loop) */
 		n = splice(src, NULL, p->wfd, NULL, RELAY_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EAGAIN)
+			n = relay_past_mark(src, p);
 		if (n > 0) {
 			p->len = (size_t)n;
 			round++;
 		} else if (n == 0) {
 			src_eof = 1;
 		} else if (errno == EAGAIN) {
-			return RELAY_MORE;
+			return RELAY_MORE;	/* src has nothing: epoll brings us back */
 		} else if (errno != EINTR) {
 			return RELAY_SRC_FAIL;
 		}
@@ -1645,9 +1675,9 @@ static void accept_pause(struct proxy *px, int pause)
  * Out of descriptors, the listener stays readable: level-triggered epoll would
  * call on_accept() again at once, forever.  So the descriptor held back for
  * this takes the oldest pending connection, which is refused (flow.deny, its
- * kernel record dropped), and the next one waits for a freed descriptor.  If
- * even that fails (the limit was lowered below the spare), the listeners rest
- * until the next tick.
+ * kernel record dropped); one per turn, every pending connection is refused
+ * so until a descriptor is free again.  If even that fails (the limit was
+ * lowered below the spare), the listeners rest until the next tick.
  */
 static void shed_one(struct proxy *px, int lfd)
 {
@@ -1693,10 +1723,13 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 		int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
+			if (errno == EMFILE || errno == ENFILE) {
 				shed_one(px, io->fd);
-			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				/* ENOBUFS, ENOMEM...: the backlog stays readable; rest a tick */
 				log_warn("%s: accept", __func__);
+				accept_pause(px, 1);
+			}
 			return;
 		}
 		accept_one(px, fd);

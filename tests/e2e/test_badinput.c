@@ -155,21 +155,6 @@ Test(badinput, answers_a_good_request_before_refusing_the_bad_one_behind_it)
 	json_decref(good);
 }
 
-/* utime + stime of @pid in clock ticks */
-static long cpu_ticks(pid_t pid)
-{
-	char *stat = h_read_file(h_strf("/proc/%d/stat", (int)pid), NULL);
-	const char *p = stat ? strrchr(stat, ')') : NULL;
-	unsigned long ut = 0, st = 0;
-
-	/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
-	 * cmajflt utime stime */
-	cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-			      &ut, &st) == 2, "/proc/%d/stat", (int)pid);
-	free(stat);
-	return (long)(ut + st);
-}
-
 Test(badinput, out_of_descriptors_refuses_new_flows_without_spinning_and_recovers)
 {
 	struct rlimit old, low;
@@ -191,9 +176,9 @@ Test(badinput, out_of_descriptors_refuses_new_flows_without_spinning_and_recover
 	cr_expect_str_eq(json_string_value(json_object_get(ev, "event")), "flow.deny");
 	json_decref(ev);
 	/* a listener that stays readable must not make the loop spin */
-	t0 = cpu_ticks(a.d.pid);
+	t0 = h_cpu_ticks(a.d.pid);
 	usleep(1000 * 1000);
-	t1 = cpu_ticks(a.d.pid);
+	t1 = h_cpu_ticks(a.d.pid);
 	cr_expect_lt(t1 - t0, sysconf(_SC_CLK_TCK) / 4, "lanyardd burnt %ld ticks in 1 s",
 		     t1 - t0);
 	cr_assert_eq(prlimit(a.d.pid, RLIMIT_NOFILE, &old, NULL), 0);

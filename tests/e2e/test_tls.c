@@ -1082,6 +1082,57 @@ Test(tls, passthrough_holds_back_a_fast_upstream_for_a_slow_reader)
 }
 
 /*
+ * A ClientHello that passes, then one urgent (MSG_OOB) byte and more data: splice()
+ * stops at TCP's urgent mark with EAGAIN while epoll keeps saying EPOLLIN.
+ */
+static const char py_oob[] =
+	"import socket, ssl, sys, time\n"
+	"ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+	"inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()\n"
+	"obj = ctx.wrap_bio(inc, out, server_hostname='localhost')\n"
+	"try:\n"
+	"    obj.do_handshake()\n"
+	"except ssl.SSLWantReadError:\n"
+	"    pass\n"
+	"s = socket.create_connection(('localhost', int(sys.argv[2])))\n"
+	"s.sendall(out.read())\n"
+	"time.sleep(0.3)\n"
+	"s.send(b'!', socket.MSG_OOB)\n"
+	"s.sendall(b'after the urgent mark ' * 50)\n"
+	"print('sent', flush=True)\n"
+	"time.sleep(4)\n";
+
+Test(tls, passthrough_moves_past_an_urgent_byte_without_spinning)
+{
+	struct world w;
+	json_t *ev;
+	long t0, t1;
+	pid_t pid;
+
+	passthrough_start(&w, "localhost:%d", "");
+	pid = h_spawnl("oob", w.cg, LY_PYTHON, "-c", py_oob, tlsfix_ca_cert_path(w.ca),
+		       h_strf("%d", w.app_port), NULL);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(h_wait_output(pid, "sent", 10000), 0, "the client did not get to send");
+	ev = wait_event_sni(&w, "flow.sni", "localhost");
+	cr_assert(ev, "the ClientHello was not allowed");
+	json_decref(ev);
+	t0 = h_cpu_ticks(w.d.pid);
+	usleep(1000 * 1000);
+	t1 = h_cpu_ticks(w.d.pid);
+	cr_expect_lt(t1 - t0, sysconf(_SC_CLK_TCK) / 4, "lanyardd burnt %ld ticks in 1 s",
+		     t1 - t0);
+	/* the bytes after the mark went on (the upstream saw them and gave up on the flow) */
+	ev = h_jsonl_wait(w.d.audit, "event", "flow.close", 8000);
+	cr_expect(ev, "the flow never ended");
+	cr_expect_gt(json_integer_value(json_object_get(ev, "bytes_up")), 1000);
+	json_decref(ev);
+	h_wait_exit(pid, 10000);
+	cr_expect(h_alive(w.d.pid));
+	tlsfix_ca_free(w.ca);
+}
+
+/*
  * The app shuts its write side after its request (no close_notify): the upstream sees the
  * FIN, and only then answers; the answer still reaches the app, which then sees the EOF.
  */

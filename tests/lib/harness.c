@@ -1675,3 +1675,17 @@ rlim_t h_nofile_leaving(pid_t pid, int n)
 			break;
 	return lim;
 }
+
+long h_cpu_ticks(pid_t pid)
+{
+	char *stat = h_read_file(h_strf("/proc/%d/stat", (int)pid), NULL);
+	const char *p = stat ? strrchr(stat, ')') : NULL;
+	unsigned long ut = 0, st = 0;
+
+	/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime */
+	cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			      &ut, &st) == 2, "/proc/%d/stat", (int)pid);
+	free(stat);
+	return (long)(ut + st);
+}

@@ -116,6 +116,8 @@ int h_stop(pid_t pid);
 bool h_alive(pid_t pid);
 /* The lowest RLIMIT_NOFILE that leaves @pid exactly @n free descriptor numbers; asserts. */
 rlim_t h_nofile_leaving(pid_t pid, int n);
+/* CPU time (utime + stime) @pid used so far, in clock ticks; asserts. */
+long h_cpu_ticks(pid_t pid);
 /* Print the last @lines lines of a spawned process's stdout and stderr to stderr. */
 void h_dump(const char *name, int lines);
 

@@ -483,6 +483,8 @@ static int upstream_connect(struct conn *c)
 	}
 	c->ufd = fd;
 	c->connecting = 1;
+	/* connect (and a TLS handshake after it) must finish by then: proxy_tick() */
+	c->uhs_deadline = loop_now_ms(d->loop) + PROXY_HEAD_TIMEOUT_MS;
 	return 0;
 fail:
 	err = -errno;
@@ -634,6 +636,7 @@ static void upstream_connected(struct conn *c)
 	}
 	if (upstream_tls_start(c))
 		return;
+	c->uhs_deadline = 0;	/* plain: connected, nothing more to wait for */
 	c->uconnected = 1;
 }
 

@@ -1081,6 +1081,55 @@ Test(tls, passthrough_holds_back_a_fast_upstream_for_a_slow_reader)
 	tlsfix_ca_free(w.ca);
 }
 
+/* An upstream whose accept queue is full: the kernel drops lanyardd's SYNs, connect() hangs. */
+static const char py_full_backlog[] =
+	"import socket, sys, time\n"
+	"port = int(sys.argv[1])\n"
+	"s = socket.socket()\n"
+	"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+	"s.bind(('127.0.0.1', port))\n"
+	"s.listen(0)\n"
+	"fill = []\n"
+	"for i in range(4):\n"
+	"    c = socket.socket()\n"
+	"    c.setblocking(False)\n"
+	"    try:\n"
+	"        c.connect(('127.0.0.1', port))\n"
+	"    except BlockingIOError:\n"
+	"        pass\n"
+	"    fill.append(c)\n"
+	"time.sleep(0.5)\n"
+	"print('full', flush=True)\n"
+	"time.sleep(60)\n";
+
+Test(tls, passthrough_gives_up_on_an_upstream_that_never_answers_the_connect)
+{
+	struct world w;
+	json_t *ev;
+	char *out;
+	pid_t pid;
+
+	memset(&w, 0, sizeof(w));
+	h_require_root_bpf();
+	w.ca = tlsfix_ca_new("unused");
+	cr_assert(w.ca);
+	w.up_port = w.app_port = h_free_port();
+	pid = h_spawnl("backlog", NULL, LY_PYTHON, "-c", py_full_backlog,
+		       h_strf("%d", w.up_port), NULL);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(h_wait_output(pid, "full", 10000), 0, "the backlog was not filled");
+	w.cg = h_cgroup_create("app");
+	ly_start(&w.d, ly_yaml_workload("app", w.cg, h_strf("      - to: localhost:%d\n"
+							     "        tls: passthrough\n", w.up_port)));
+	cr_expect_neq(ly_curl(w.cg, &out, "--max-time", "25", "-k", https(&w, "/never"), NULL), 0,
+		      "curl was served: %s", out);
+	free(out);
+	ev = wait_deny(&w, "upstream connect timed out");
+	json_decref(ev);
+	cr_expect(h_alive(w.d.pid));
+	tlsfix_ca_free(w.ca);
+}
+
 /*
  * A ClientHello that passes, then one urgent (MSG_OOB) byte and more data: splice()
  * stops at TCP's urgent mark with EAGAIN while epoll keeps saying EPOLLIN.

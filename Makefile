@@ -25,7 +25,7 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuserspace -I$(OUTPUT) \
              -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 LDFLAGS   += -pie -Wl,-z,relro,-z,now
-LIBS      := -lbpf -lelf -lz -lyaml -ljansson -lssl -lcrypto -lpthread
+LIBS      := -lbpf -lelf -lz -lyaml -ljansson -lcurl -lssl -lcrypto -lpthread
 SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_LIBS := -lcriterion
 

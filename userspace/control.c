@@ -151,6 +151,18 @@ static json_t *addrs_json(const struct policy_route *r)
 	return arr;
 }
 
+/* where a fetched credential comes from, for display: a URL, a command, a file */
+static const char *route_source(const struct policy_route *r)
+{
+	if (!r->src)
+		return NULL;
+	if (r->src->token_url)
+		return r->src->token_url;
+	if (r->src->argv)
+		return r->src->argv[0];
+	return r->src->file ? r->src->file : r->src->systemd_credential;
+}
+
 static json_t *cmd_routes(struct daemon *d)
 {
 	json_t *arr = json_array();
@@ -161,14 +173,16 @@ static json_t *cmd_routes(struct daemon *d)
 		for (size_t j = 0; j < w->nroutes; j++) {
 			const struct policy_route *r = &w->routes[j];
 
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s?, s:i, "
-							     "s:s?, s:b}",
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s?, s:s?, "
+							     "s:i, s:s?, s:b, s:s}",
 				"workload", w->name, "to", r->to, "port", (int)r->port,
 				"addrs", addrs_json(r),
-				"credential", r->cred_type == POLICY_CRED_X509 ? "x509" : "jwt",
+				"credential", policy_cred_type_name(r->cred_type),
+				"source", route_source(r),
 				"audience", r->audience, "ttl_s", (int)r->ttl_s,
 				"header", r->header_name,
-				"mtls", r->cred_type == POLICY_CRED_X509 || r->mtls));
+				"mtls", r->cred_type == POLICY_CRED_X509 || r->mtls,
+				"on_revoke", r->on_revoke == POLICY_REVOKE_CLOSE ? "close" : "refuse"));
 		}
 	}
 	return json_pack("{s:b, s:o}", "ok", 1, "routes", arr);
@@ -231,33 +245,57 @@ static json_t *x509_json(const struct cred *c)
 			 "not_after", (json_int_t)c->x509->not_after);
 }
 
-/* jti, audience, expiry and fingerprint (x509: serial, validity): never the token or a key */
+/* A static credential's age, and whether it is past the route's max_age. */
+static void static_age(json_t *o, const struct policy_route *r, const struct cred *c, int64_t now)
+{
+	if (r->cred_type != POLICY_CRED_STATIC || !c)
+		return;
+	json_object_set_new(o, "age_s", json_integer(now - c->mtime));
+	json_object_set_new(o, "too_old", json_boolean(r->src->max_age_s &&
+						       now - c->mtime > r->src->max_age_s));
+}
+
+/*
+ * Per route: type, jti, audience, expiry and fingerprint (x509: serial,
+ * validity), a fetch in flight, the last error: never the token or a key.
+ */
+static json_t *token_json(const struct policy_workload *w, const struct policy_route *r,
+			  int64_t now)
+{
+	const struct cred_slot *s = r->cred;
+	const struct cred *c = s ? s->cur : NULL;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:o, s:I, s:I, s:b, s:b, s:s?, "
+			      "s:I, s:I, s:I}",
+		"workload", w->name, "route", r->to,
+		"type", policy_cred_type_name(r->cred_type),
+		"audience", r->audience,
+		"jti", c && c->jti[0] ? c->jti : NULL,
+		"fingerprint", c ? c->fp : NULL,
+		"x509", x509_json(c),
+		"iat", (json_int_t)(c ? c->iat : 0),
+		"exp", (json_int_t)(c && c->exp != INT64_MAX ? c->exp : 0),
+		"revoked", s && s->revoked,
+		"fetching", s && s->job,
+		"error", s && s->why[0] ? s->why : NULL,
+		"issued", (json_int_t)(s ? s->issued : 0),
+		"used", (json_int_t)(s ? s->used : 0),
+		"took_us", (json_int_t)(s ? s->took_us : 0));
+
+	if (o)
+		static_age(o, r, c, now);
+	return o;
+}
+
 static json_t *cmd_tokens(struct daemon *d)
 {
+	int64_t now = loop_wall_s(d->loop);
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < d->pol->nworkloads; i++) {
 		const struct policy_workload *w = &d->pol->workloads[i];
 
-		for (size_t j = 0; j < w->nroutes; j++) {
-			const struct policy_route *r = &w->routes[j];
-			const struct cred_slot *s = r->cred;
-			const struct cred *c = s ? s->cur : NULL;
-
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, "
-							     "s:o, s:I, s:I, s:b, s:I, s:I}",
-				"workload", w->name, "route", r->to,
-				"type", r->cred_type == POLICY_CRED_X509 ? "x509" : "jwt",
-				"audience", r->audience,
-				"jti", c && c->jti[0] ? c->jti : NULL,
-				"fingerprint", c ? c->fp : NULL,
-				"x509", x509_json(c),
-				"iat", (json_int_t)(c ? c->iat : 0),
-				"exp", (json_int_t)(c ? c->exp : 0),
-				"revoked", s && s->revoked,
-				"issued", (json_int_t)(s ? s->issued : 0),
-				"used", (json_int_t)(s ? s->used : 0)));
-		}
+		for (size_t j = 0; j < w->nroutes; j++)
+			json_array_append_new(arr, token_json(w, &w->routes[j], now));
 	}
 	return json_pack("{s:b, s:o}", "ok", 1, "tokens", arr);
 }
@@ -274,14 +312,20 @@ static json_t *cmd_reload(struct daemon *d)
 static json_t *cmd_revoke(struct daemon *d, json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "workload"));
+	const char *route = json_string_value(json_object_get(req, "route"));
+	const char *jti = json_string_value(json_object_get(req, "jti"));
 	int n;
 
-	if (!name)
-		return error_reply("revoke needs \"workload\"");
-	n = daemon_revoke(d, name);
+	if (!name && !route && !jti)
+		return error_reply("revoke needs \"workload\", \"route\" or \"jti\"");
+	n = daemon_revoke(d, name, route, jti);
+	if (n == -ENOENT)
+		return error_reply(jti ? "no credential with that jti or fingerprint" :
+				   name && !route ? "no such workload" : "no such route");
 	if (n < 0)
-		return error_reply("no such workload");
-	return json_pack("{s:b, s:s, s:i}", "ok", 1, "workload", name, "credentials", n);
+		return error_reply(strerror(-n));
+	return json_pack("{s:b, s:s?, s:s?, s:s?, s:i}", "ok", 1, "workload", name,
+			 "route", route, "jti", jti, "credentials", n);
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "cred.h"
@@ -18,9 +19,15 @@
 struct cred_issuer {
 	const struct jwt_key *key;	/* borrowed */
 	struct ca *ca;			/* borrowed; mints client certificates */
+	struct fetcher *fetch;		/* borrowed; runs the fetched sources */
+	uint32_t mark;			/* SO_MARK of the fetchers' sockets */
 	char *issuer;
 	char *trust_domain;
 };
+
+#define STATIC_POLL_S	2	/* a static credential's file is looked at this often */
+#define BACKOFF_MAX_S	60	/* failed fetches are retried at least this often */
+#define ASSERTION_TTL_S	60	/* client assertions and subject tokens: short-lived */
 
 /* --- timing ------------------------------------------------------------------ */
 
@@ -47,6 +54,14 @@ static int64_t cred_guard(int64_t ttl_s)
 	return ttl_s >= 4 ? 1 : 0;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* --- credentials and slots ------------------------------------------------------ */
 
 static void cred_free(struct cred *c)
@@ -58,12 +73,14 @@ static void cred_free(struct cred *c)
 	free(c);
 }
 
-static struct cred_slot *slot_new(const struct policy_workload *w)
+static struct cred_slot *slot_new(const struct policy_workload *w, const struct policy_route *r)
 {
 	struct cred_slot *s = calloc(1, sizeof(*s));
 
-	if (s)
+	if (s) {
 		s->workload = w->name;
+		s->route = r;
+	}
 	return s;
 }
 
@@ -78,6 +95,9 @@ static void slot_free(void *p)
 	s->cur = NULL;
 	cred_free(s->prev);
 	s->prev = NULL;
+	/* a fetch still running finishes on its own; its result is dropped */
+	if (s->job)
+		s->job->owner = NULL;
 	free(s);
 }
 
@@ -102,6 +122,12 @@ struct cred_issuer *cred_issuer_new(const struct jwt_key *key, const char *issue
 void cred_issuer_set_ca(struct cred_issuer *ci, struct ca *ca)
 {
 	ci->ca = ca;
+}
+
+void cred_issuer_set_fetcher(struct cred_issuer *ci, struct fetcher *f, uint32_t mark)
+{
+	ci->fetch = f;
+	ci->mark = mark;
 }
 
 void cred_issuer_free(struct cred_issuer *ci)
@@ -153,6 +179,27 @@ static int cred_mint_x509(struct cred_issuer *ci, const char *sub, uint32_t ttl_
 	return 0;
 }
 
+/* "Name: prefix" and "suffix\r\n" around the token, from the route's template */
+static int header_parts(const struct policy_route *r, char **pre, char **suf)
+{
+	const char *name = r->header_name ? r->header_name : "Authorization";
+	const char *hp = r->header_prefix ? r->header_prefix : "";
+	const char *hs = r->header_suffix ? r->header_suffix : "";
+
+	*pre = *suf = NULL;
+	if (has_crlf(name) || has_crlf(hp) || has_crlf(hs))
+		return -EINVAL;
+	if (asprintf(pre, "%s: %s", name, hp) < 0) {
+		*pre = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(suf, "%s\r\n", hs) < 0) {
+		*suf = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /*
  * Sign a JWT for (w, r) and render the header line around it.  The token is
  * written once, into the secret; its fingerprint is taken in place.  x509:
@@ -162,18 +209,17 @@ static int cred_mint_x509(struct cred_issuer *ci, const char *sub, uint32_t ttl_
 static int cred_mint(struct cred_issuer *ci, const struct policy_workload *w,
 		     const struct policy_route *r, int64_t now, struct cred **out)
 {
-	const char *name = r->header_name ? r->header_name : "Authorization";
-	const char *hp = r->header_prefix ? r->header_prefix : "";
-	const char *hs = r->header_suffix ? r->header_suffix : "";
 	struct jwt_claims cl = { 0 };
 	char *sub = NULL, *pre = NULL, *suf = NULL;
 	struct cred *c = NULL;
 	size_t off;
-	int err = -ENOMEM;
+	int err;
 
 	*out = NULL;
-	if (has_crlf(name) || has_crlf(hp) || has_crlf(hs))
-		return -EINVAL;
+	err = header_parts(r, &pre, &suf);
+	if (err)
+		goto cleanup;
+	err = -ENOMEM;
 	c = calloc(1, sizeof(*c));
 	if (!c || asprintf(&sub, "spiffe://%s/%s", ci->trust_domain, w->name) < 0)
 		goto cleanup;
@@ -190,8 +236,6 @@ static int cred_mint(struct cred_issuer *ci, const struct policy_workload *w,
 		err = 0;
 		goto cleanup;
 	}
-	if (asprintf(&pre, "%s: %s", name, hp) < 0 || asprintf(&suf, "%s\r\n", hs) < 0)
-		goto cleanup;
 	cl.iss = ci->issuer;
 	cl.sub = sub;
 	cl.aud = r->audience;
@@ -202,7 +246,7 @@ static int cred_mint(struct cred_issuer *ci, const struct policy_workload *w,
 		goto cleanup;
 	off = strlen(pre);
 	secret_fingerprint(c->header->buf + off, c->header->len - off - strlen(suf), c->fp);
-	memcpy(c->jti, cl.jti, sizeof(c->jti));
+	snprintf(c->jti, sizeof(c->jti), "%s", cl.jti);
 	c->iat = cl.iat;
 	c->exp = cl.exp;
 	*out = c;
@@ -222,6 +266,7 @@ static void audit_issue(const struct cred_slot *s, const struct policy_route *r)
 	audit_begin("credential.issue");
 	audit_str("workload", s->workload);
 	audit_str("route", r->to);
+	audit_str("type", policy_cred_type_name(r->cred_type));
 	audit_str("audience", r->audience);
 	audit_str("jti", c->jti[0] ? c->jti : NULL);
 	audit_str("fingerprint", c->fp);
@@ -230,46 +275,57 @@ static void audit_issue(const struct cred_slot *s, const struct policy_route *r)
 		audit_str("x5t#S256", c->x5t);
 	}
 	audit_i64("iat", c->iat);
-	audit_i64("exp", c->exp);
+	if (c->exp != INT64_MAX)
+		audit_i64("exp", c->exp);
+	audit_u64("took_us", s->took_us);
 	audit_end();
 }
 
-/*
- * Mint into a slot.  On failure the current credential stays while it is
- * unexpired (cred_get() stops returning it at expiry anyway), and the next
- * attempt is in a second: a broken signer costs one log line a second, not
- * one per tick.
- */
-static int slot_refresh(struct cred_issuer *ci, struct cred_slot *s,
-			const struct policy_workload *w, const struct policy_route *r,
-			int64_t now)
+static int is_fetched(const struct policy_route *r)
 {
-	struct cred *c = NULL;
-	int err;
+	return policy_cred_fetched(r->cred_type) && r->src;
+}
 
-	s->workload = w->name;
-	/* passthrough: the app's TLS goes through untouched, nothing is ever injected */
-	if (r->tls == POLICY_TLS_PASSTHROUGH) {
-		s->refresh_at = INT64_MAX;
-		return 0;
+/*
+ * A failed issuance.  The current credential stays while it is unexpired
+ * (cred_get() stops returning it at expiry anyway).  A local signer is
+ * retried in a second: a broken one costs a log line a second, not one per
+ * tick.  A fetch backs off exponentially, with jitter so that the slots of
+ * one provider do not retry in step, up to a minute.
+ */
+static void slot_failed(struct cred_slot *s, const struct policy_route *r, int64_t now,
+			const char *why, const char *detail)
+{
+	uint32_t wait = 1;
+
+	s->failed++;
+	snprintf(s->why, sizeof(s->why), "%s", why);
+	if (is_fetched(r)) {
+		s->backoff_s = s->backoff_s ? s->backoff_s * 2 : 1;
+		if (s->backoff_s > BACKOFF_MAX_S)
+			s->backoff_s = BACKOFF_MAX_S;
+		wait = s->backoff_s / 2 + (uint32_t)random() % (s->backoff_s / 2 + 1);
 	}
-	err = cred_mint(ci, w, r, now, &c);
-	if (err) {
-		s->failed++;
-		s->refresh_at = now + 1;
-		if (s->cur && now >= s->cur->exp) {
-			cred_free(s->cur);
-			s->cur = NULL;
-		}
-		log_warnx("%s: workload %s route %s: cannot mint a credential: %s", __func__,
-			  w->name, r->to, strerror(-err));
-		audit_begin("credential.error");
-		audit_str("workload", w->name);
-		audit_str("route", r->to);
-		audit_str("reason", strerror(-err));
-		audit_end();
-		return err;
+	s->refresh_at = now + (wait ? wait : 1);
+	if (s->cur && now >= s->cur->exp) {
+		cred_free(s->cur);
+		s->cur = NULL;
 	}
+	log_warnx("workload %s route %s: no %s credential: %s%s%s%s", s->workload, r->to,
+		  policy_cred_type_name(r->cred_type), why, detail && *detail ? " (stderr: " : "",
+		  detail && *detail ? detail : "", detail && *detail ? ")" : "");
+	audit_begin("credential.error");
+	audit_str("workload", s->workload);
+	audit_str("route", r->to);
+	audit_str("type", policy_cred_type_name(r->cred_type));
+	audit_str("reason", why);
+	audit_u64("retry_in", wait);
+	audit_end();
+}
+
+/* Put a new credential in the slot; the one it replaces goes (or waits, with a cert). */
+static void slot_install(struct cred_slot *s, const struct policy_route *r, struct cred *c)
+{
 	/* connections that presented the old certificate go on with it until it expires */
 	cred_free(s->prev);
 	s->prev = s->cur && s->cur->x509 ? s->cur : NULL;
@@ -277,10 +333,194 @@ static int slot_refresh(struct cred_issuer *ci, struct cred_slot *s,
 		cred_free(s->cur);
 	s->cur = c;
 	s->issued++;
-	s->refresh_at = c->exp - cred_refresh_margin(r->ttl_s);
-	log_debug("%s: workload %s route %s: jti %s serial %s %s exp %" PRId64, __func__, w->name,
-		  r->to, c->jti, c->x509 ? c->x509->serial : "-", c->fp, c->exp);
+	s->backoff_s = 0;
+	s->why[0] = '\0';
+	log_debug("workload %s route %s: jti %s serial %s %s exp %" PRId64, s->workload, r->to,
+		  c->jti, c->x509 ? c->x509->serial : "-", c->fp, c->exp);
 	audit_issue(s, r);
+}
+
+/* A short-lived JWT signed by lanyard's key: a client assertion or a subject token */
+static struct secret *sign_short(struct cred_issuer *ci, const char *iss, const char *sub,
+				 const char *aud, int64_t now)
+{
+	struct jwt_claims cl = { .iss = iss, .sub = sub, .aud = aud };
+	struct secret *t = NULL;
+
+	cl.iat = cl.nbf = now;
+	cl.exp = now + ASSERTION_TTL_S;
+	return jwt_mint(ci->key, &cl, "", "", &t) ? NULL : t;
+}
+
+/*
+ * Hand the slot's source to a fetch worker.  What needs lanyard's key (the
+ * client assertion, RFC 7523 3: iss = sub = client_id, aud = the token
+ * endpoint; the subject token of an exchange) is signed here, on the loop:
+ * the workers never see a key.
+ */
+static int slot_fetch(struct cred_issuer *ci, struct cred_slot *s,
+		      const struct policy_workload *w, const struct policy_route *r, int64_t now)
+{
+	const struct policy_source *src = r->src;
+	struct fetch_job *j;
+	char sub[256];
+
+	if (s->job)
+		return 0;	/* single flight: the running fetch will do */
+	if (!ci->fetch)
+		return -ENOSYS;
+	j = fetch_job_new(r->cred_type, r->src);
+	if (!j)
+		return -ENOMEM;
+	snprintf(j->workload, sizeof(j->workload), "%s", w->name);
+	snprintf(j->route, sizeof(j->route), "%s", r->to);
+	snprintf(j->audience, sizeof(j->audience), "%s", r->audience ? r->audience : "");
+	snprintf(sub, sizeof(sub), "spiffe://%s/%s", ci->trust_domain, w->name);
+	if (src->auth == POLICY_AUTH_PRIVATE_KEY_JWT)
+		j->assertion = sign_short(ci, src->client_id, src->client_id, src->token_url, now);
+	if (r->cred_type == POLICY_CRED_TOKEN_EXCHANGE)
+		j->subject = sign_short(ci, ci->issuer, sub, src->subject_audience, now);
+	if ((src->auth == POLICY_AUTH_PRIVATE_KEY_JWT && !j->assertion) ||
+	    (r->cred_type == POLICY_CRED_TOKEN_EXCHANGE && !j->subject)) {
+		fetch_job_free(j);
+		return -ENOMEM;
+	}
+	j->st_dev = s->st_dev;
+	j->st_ino = s->st_ino;
+	j->st_mtime_ns = s->st_mtime_ns;
+	j->st_ctime_ns = s->st_ctime_ns;
+	j->mark = ci->mark;
+	j->owner = s;
+	s->job = j;
+	s->refresh_at = INT64_MAX;	/* cred_fetch_done() sets the next one */
+	fetcher_submit(ci->fetch, j);
+	return 0;
+}
+
+/* The fetched token in the route's header template, as a credential. */
+static int cred_from_fetch(const struct policy_route *r, struct fetch_job *j, int64_t now,
+			   struct cred **out)
+{
+	char *pre = NULL, *suf = NULL;
+	struct cred *c = NULL;
+	size_t pl, sl;
+	int err = header_parts(r, &pre, &suf);
+
+	if (err)
+		goto out;
+	err = -ENOMEM;
+	pl = strlen(pre);
+	sl = strlen(suf);
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->header = secret_new(pl + j->token->len + sl)))
+		goto out;
+	memcpy(c->header->buf, pre, pl);
+	memcpy(c->header->buf + pl, j->token->buf, j->token->len);
+	memcpy(c->header->buf + pl + j->token->len, suf, sl);
+	c->header->buf[c->header->len] = '\0';
+	secret_fingerprint(j->token->buf, j->token->len, c->fp);
+	c->iat = now;
+	c->mtime = j->mtime;
+	if (r->cred_type == POLICY_CRED_STATIC)
+		c->exp = INT64_MAX;
+	else
+		c->exp = j->expires_at ? j->expires_at : now + r->ttl_s;
+	*out = c;
+	c = NULL;
+	err = 0;
+out:
+	cred_free(c);
+	free(pre);
+	free(suf);
+	return err;
+}
+
+/*
+ * Refresh at 80% of the lifetime: a 60 s token is replaced after 48 s, which
+ * leaves 12 s of retries (with backoff) before requests see a 503.
+ */
+static int64_t fetched_refresh_at(const struct cred *c, int64_t now)
+{
+	int64_t life = c->exp - now;
+
+	return now + (life * 4 / 5 > 1 ? life * 4 / 5 : 1);
+}
+
+void cred_fetch_done(struct fetch_job *j, void *arg)
+{
+	struct cred_slot *s = j->owner;
+	const struct policy_route *r;
+	struct cred *c = NULL;
+	int64_t now = time(NULL);
+	int err;
+
+	(void)arg;
+	if (!s)
+		goto out;	/* the slot went (reload, shutdown) while the fetch ran */
+	s->job = NULL;
+	r = s->route;
+	s->took_us = j->took_us;
+	if (s->revoked)
+		goto out;
+	s->st_dev = j->st_dev;
+	s->st_ino = j->st_ino;
+	s->st_mtime_ns = j->st_mtime_ns;
+	s->st_ctime_ns = j->st_ctime_ns;
+	if (j->err) {
+		slot_failed(s, r, now, j->why, j->detail);
+		goto out;
+	}
+	if (j->unchanged) {
+		s->refresh_at = now + STATIC_POLL_S;
+		goto out;
+	}
+	err = cred_from_fetch(r, j, now, &c);
+	if (!err && c->exp <= now)
+		err = -ETIME;
+	if (err) {
+		cred_free(c);
+		slot_failed(s, r, now, err == -ETIME ? "the credential arrived already expired" :
+			    strerror(-err), NULL);
+		goto out;
+	}
+	slot_install(s, r, c);
+	s->refresh_at = r->cred_type == POLICY_CRED_STATIC ? now + STATIC_POLL_S :
+							      fetched_refresh_at(c, now);
+out:
+	fetch_job_free(j);
+}
+
+/* Mint into a slot (jwt, x509), or start a fetch (the rest). */
+static int slot_refresh(struct cred_issuer *ci, struct cred_slot *s,
+			const struct policy_workload *w, const struct policy_route *r,
+			int64_t now)
+{
+	struct cred *c = NULL;
+	uint64_t t0;
+	int err;
+
+	s->workload = w->name;
+	s->route = r;
+	/* passthrough: the app's TLS goes through untouched, nothing is ever injected */
+	if (r->tls == POLICY_TLS_PASSTHROUGH) {
+		s->refresh_at = INT64_MAX;
+		return 0;
+	}
+	if (is_fetched(r)) {
+		err = slot_fetch(ci, s, w, r, now);
+		if (err)
+			slot_failed(s, r, now, strerror(-err), NULL);
+		return 0;	/* the fetch reports later; a reload never waits for it */
+	}
+	t0 = mono_us();
+	err = cred_mint(ci, w, r, now, &c);
+	s->took_us = mono_us() - t0;
+	if (err) {
+		slot_failed(s, r, now, strerror(-err), NULL);
+		return err;
+	}
+	slot_install(s, r, c);
+	s->refresh_at = c->exp - cred_refresh_margin(r->ttl_s);
 	return 0;
 }
 
@@ -291,11 +531,30 @@ static int str_eq(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
+static int source_same(const struct policy_source *a, const struct policy_source *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (a->argc != b->argc)
+		return 0;
+	for (size_t i = 0; i < a->argc; i++)
+		if (strcmp(a->argv[i], b->argv[i]))
+			return 0;
+	return a->auth == b->auth && a->timeout_ms == b->timeout_ms &&
+	       a->max_age_s == b->max_age_s && str_eq(a->token_url, b->token_url) &&
+	       str_eq(a->client_id, b->client_id) &&
+	       str_eq(a->client_secret_file, b->client_secret_file) &&
+	       str_eq(a->scope, b->scope) && str_eq(a->resource, b->resource) &&
+	       str_eq(a->subject_audience, b->subject_audience) &&
+	       str_eq(a->ca_file, b->ca_file) && str_eq(a->file, b->file) &&
+	       str_eq(a->systemd_credential, b->systemd_credential);
+}
+
 /* Would a credential minted for a serve b unchanged? (workload names compared by caller) */
 static int route_same_cred(const struct policy_route *a, const struct policy_route *b)
 {
 	return a->cred_type == b->cred_type && a->ttl_s == b->ttl_s && a->mtls == b->mtls &&
-	       str_eq(a->to, b->to) &&
+	       source_same(a->src, b->src) && str_eq(a->to, b->to) &&
 	       str_eq(a->audience, b->audience) && str_eq(a->header_name, b->header_name) &&
 	       str_eq(a->header_prefix, b->header_prefix) &&
 	       str_eq(a->header_suffix, b->header_suffix);
@@ -377,7 +636,7 @@ int cred_sync(struct cred_issuer *ci, struct policy *newp, struct policy *oldp, 
 	for (i = 0; i < n && !err; i++) {
 		if (e[i].r->cred || e[i].from)
 			continue;
-		e[i].r->cred = slot_new(e[i].w);
+		e[i].r->cred = slot_new(e[i].w, e[i].r);
 		e[i].fresh = 1;
 		err = e[i].r->cred ? slot_refresh(ci, e[i].r->cred, e[i].w, e[i].r, now) : -ENOMEM;
 	}
@@ -398,8 +657,9 @@ int cred_sync(struct cred_issuer *ci, struct policy *newp, struct policy *oldp, 
 			e[i].from->cred = NULL;
 		}
 		s = e[i].r->cred;
-		/* the old policy (and the name it lent) is about to be freed */
+		/* the old policy (and the name and route it lent) is about to be freed */
 		s->workload = e[i].w->name;
+		s->route = e[i].r;
 		s->revoked = 0;
 		/* revoked or never minted: mint now; failing is retried by the tick */
 		if (!s->cur)
@@ -426,7 +686,7 @@ void cred_tick(struct cred_issuer *ci, struct policy *p, int64_t now)
 			struct cred_slot *s = r->cred;
 
 			if (!s) {
-				s = slot_new(w);
+				s = slot_new(w, r);
 				if (!s)
 					continue;
 				r->cred = s;
@@ -470,42 +730,94 @@ const struct cred *cred_get_bound(const struct policy_route *r, const struct ca_
 	return c;
 }
 
-/*
- * Every route of the workload gets a revoked slot (also one that had none,
- * so cred_tick() cannot mint for it).  Returns how many credentials were
- * dropped, -ENOENT for an unknown workload, -ENOMEM if a route could not be
- * marked (the daemon's workload flag still refuses its requests).
- */
-int cred_revoke_workload(struct cred_issuer *ci, struct policy *p, const char *workload)
+int cred_revoked(const struct policy_route *r)
 {
-	int n = 0, found = 0, err = 0;
+	const struct cred_slot *s = r->cred;
 
-	(void)ci;
+	return s && s->revoked;
+}
+
+const char *cred_unavailable_reason(const struct policy_route *r)
+{
+	const struct cred_slot *s = r->cred;
+
+	if (s && s->why[0])
+		return s->why;
+	if (s && s->job)
+		return "the credential is being fetched";
+	return "no credential available";
+}
+
+/* Drop a slot's credentials; 1 if it held one. */
+static int slot_drop(struct cred_slot *s)
+{
+	int had = s->cur != NULL;
+
+	cred_free(s->cur);
+	s->cur = NULL;
+	cred_free(s->prev);
+	s->prev = NULL;
+	return had;
+}
+
+static int cred_matches(const struct cred *c, const char *id)
+{
+	return c && ((c->jti[0] && !strcmp(c->jti, id)) || !strcmp(c->fp, id));
+}
+
+/*
+ * Revoke the slot of (w, r): dropped and marked, also a route that had no
+ * slot yet, so that cred_tick() cannot issue for it.  By jti: only the
+ * slot holding that credential, and it issues afresh.
+ */
+static int revoke_route(struct cred_issuer *ci, const struct policy_workload *w,
+			struct policy_route *r, const char *jti, int64_t now, int *found)
+{
+	struct cred_slot *s = r->cred;
+
+	if (jti) {
+		if (!s || (!cred_matches(s->cur, jti) && !cred_matches(s->prev, jti)))
+			return 0;
+		*found = 1;
+		slot_drop(s);
+		slot_refresh(ci, s, w, r, now);
+		return 1;
+	}
+	*found = 1;
+	if (!s) {
+		s = slot_new(w, r);
+		if (!s)
+			return -ENOMEM;
+		r->cred = s;
+	}
+	s->revoked = 1;
+	if (s->job) {		/* its result must not bring a credential back */
+		s->job->owner = NULL;
+		s->job = NULL;
+	}
+	return slot_drop(s);
+}
+
+int cred_revoke(struct cred_issuer *ci, struct policy *p, const char *workload,
+		const char *route, const char *jti, int64_t now)
+{
+	int n = 0, found = 0, err = 0, rc;
+
 	for (size_t i = 0; p && i < p->nworkloads; i++) {
 		struct policy_workload *w = &p->workloads[i];
 
-		if (strcmp(w->name, workload))
+		if (workload && strcmp(w->name, workload))
 			continue;
-		found = 1;
+		if (!route && !jti)
+			found = 1;	/* a workload without routes is still revoked */
 		for (size_t j = 0; j < w->nroutes; j++) {
-			struct cred_slot *s = w->routes[j].cred;
-
-			if (!s) {
-				s = slot_new(w);
-				if (!s) {
-					err = -ENOMEM;
-					continue;
-				}
-				w->routes[j].cred = s;
-			}
-			if (s->cur) {
-				cred_free(s->cur);
-				s->cur = NULL;
-				n++;
-			}
-			cred_free(s->prev);
-			s->prev = NULL;
-			s->revoked = 1;
+			if (route && strcmp(w->routes[j].to, route))
+				continue;
+			rc = revoke_route(ci, w, &w->routes[j], jti, now, &found);
+			if (rc < 0)
+				err = rc;
+			else
+				n += rc;
 		}
 	}
 	if (!found)

@@ -2,19 +2,25 @@
 /* Copyright (c) 2026 The lanyard authors */
 /*
  * Credential cache: one slot per (workload, route) hanging off
- * policy_route->cred.  Credentials are minted ahead of need by a timer
- * (cred_tick) so that a request never waits for signing; cred_get() on the
- * hot path only reads.  An expired credential is never returned.
+ * policy_route->cred.  Credentials are minted (jwt, x509) or fetched (oauth2,
+ * token_exchange, exec, static: on the fetch workers, one fetch in flight per
+ * slot) ahead of need by a timer (cred_tick), so that a request never waits;
+ * cred_get() on the hot path only reads.  An expired credential is never
+ * returned; a revoked one is never returned again.
  */
 #ifndef LY_CRED_H
 #define LY_CRED_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ca.h"
+#include "fetch.h"
 #include "jwt.h"
 #include "policy.h"
 #include "secret.h"
+
+#define CRED_JTI_LEN	65	/* room for a jti or a fingerprint */
 
 struct cred {
 	struct secret *header;	/* "Name: <prefix><token><suffix>\r\n": what goes upstream;
@@ -22,18 +28,27 @@ struct cred {
 	struct ca_cert *x509;	/* x509, or jwt with mtls: the client certificate and key to
 				 * present upstream (one reference); else NULL */
 	char x5t[CA_THUMBPRINT_LEN];	/* x509: its RFC 8705 x5t#S256 (the JWT's cnf) */
-	char jti[JWT_JTI_LEN];	/* jwt only; "" for x509 (the serial is in x509) */
+	char jti[CRED_JTI_LEN];	/* jwt; a fetched token's own jti if it is a JWT; else "" */
 	char fp[SECRET_FP_LEN];	/* fingerprint of the token alone (x509: of the DER) */
-	int64_t iat, exp;	/* unix seconds */
+	int64_t iat, exp;	/* unix seconds; a static credential: exp = INT64_MAX */
+	int64_t mtime;		/* static: the file's mtime (its age) */
 };
 
 struct cred_slot {
+	const struct policy_route *route;	/* the route the slot hangs off */
 	struct cred *cur;	/* NULL until minted, after revoke, or on error */
 	struct cred *prev;	/* with a client cert: the one cur replaced, still used by
 				 * connections whose handshake presented its certificate */
 	const char *workload;	/* borrows the policy's workload name */
 	int64_t refresh_at;	/* mint a new one at or after this time */
 	int revoked;
+	struct fetch_job *job;	/* the fetch in flight, or NULL: at most one */
+	uint32_t backoff_s;	/* fetched: the wait after the last failure, 0 if none */
+	char why[FETCH_WHY_LEN];	/* the last failure, "" after a success */
+	dev_t st_dev;		/* static: the file as last read */
+	ino_t st_ino;
+	int64_t st_mtime_ns, st_ctime_ns;
+	uint64_t took_us;	/* the last issuance: signing or fetching */
 	uint64_t issued;	/* counters for `lanyard tokens` / metrics */
 	uint64_t used;
 	uint64_t failed;
@@ -47,6 +62,10 @@ struct cred_issuer *cred_issuer_new(const struct jwt_key *key, const char *issue
 void cred_issuer_free(struct cred_issuer *ci);
 /* The CA (borrowed) that mints x509 credentials and mtls client certs; NULL: they fail. */
 void cred_issuer_set_ca(struct cred_issuer *ci, struct ca *ca);
+/* The fetch workers (borrowed) and the SO_MARK of their sockets; NULL: fetches fail. */
+void cred_issuer_set_fetcher(struct cred_issuer *ci, struct fetcher *f, uint32_t mark);
+/* The fetcher's done callback (arg: the issuer): installs or drops the result. */
+void cred_fetch_done(struct fetch_job *j, void *arg);
 
 /*
  * Give every route of newp a slot: routes equal in old and new policy (same
@@ -74,8 +93,23 @@ const struct cred *cred_get(const struct policy_route *r, int64_t now);
 const struct cred *cred_get_bound(const struct policy_route *r, const struct ca_cert *x509,
 				  int64_t now);
 
-/* Revoke: free the workload's credentials, issue none until cred_sync(). Returns count. */
-int cred_revoke_workload(struct cred_issuer *ci, struct policy *p, const char *workload);
+/*
+ * Is the route's credential revoked (403 for its requests)?  Hot path.
+ */
+int cred_revoked(const struct policy_route *r);
+
+/* Why cred_get() has nothing for this route: for the 503 (never a token). */
+const char *cred_unavailable_reason(const struct policy_route *r);
+
+/*
+ * Revoke.  workload and/or route (its `to` as written): those slots drop their
+ * credentials and issue none until the next reload.  jti (or a fingerprint as
+ * `lanyard tokens` shows it): that one credential is dropped, never injected
+ * again, and its slot issues a fresh one now.  Returns how many credentials
+ * were dropped, -ENOENT when nothing matched.
+ */
+int cred_revoke(struct cred_issuer *ci, struct policy *p, const char *workload,
+		const char *route, const char *jti, int64_t now);
 
 /* seconds before expiry at which a credential is refreshed, for a ttl */
 int64_t cred_refresh_margin(uint32_t ttl_s);

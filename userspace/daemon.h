@@ -67,6 +67,7 @@ struct daemon {
 	char issuer[128];		/* "http://<admin listen>" */
 	char *jwks;			/* JWKS document (public) */
 	struct ca *ca;			/* local or imported CA; NULL until TLS is set up */
+	struct fetcher *fetch;		/* workers for oauth2, token_exchange, exec, static */
 
 	struct proxy *proxy;
 	struct discover *disc;		/* static secrets seen by the TLS uprobes (discover.c) */
@@ -84,9 +85,14 @@ struct daemon {
  */
 int daemon_reload(struct daemon *d, char *err, size_t errlen);
 
-/* Revoke a workload: the kernel refuses its new connections, no credential is
- * issued or injected until the next reload.  Returns credentials dropped, or -ENOENT. */
-int daemon_revoke(struct daemon *d, const char *workload);
+/*
+ * Revoke a workload (the kernel refuses its new connections), a route (of one
+ * workload or all), or one credential by jti or fingerprint (a fresh one is
+ * issued).  Revoked slots issue nothing until the next reload; connections of
+ * on_revoke: close routes are closed now.  Returns credentials dropped, or
+ * -ENOENT when nothing matched.
+ */
+int daemon_revoke(struct daemon *d, const char *workload, const char *route, const char *jti);
 
 /* index in d->pol->workloads of the workload with this registry id, or -1 */
 int daemon_workload_index(const struct daemon *d, uint32_t id);

@@ -19,12 +19,15 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "admin.h"
 #include "audit.h"
 #include "ca.h"
 #include "control.h"
 #include "daemon.h"
 #include "discover.h"
+#include "fetch.h"
 #include "log.h"
 #include "privs.h"
 #include "proxy.h"
@@ -34,6 +37,7 @@
 
 #define REGISTRY_FILE	"workload-ids"
 #define SECURE_HEAP	(1024 * 1024)
+#define FETCH_THREADS	2	/* fetches in parallel: a slow provider holds only these */
 
 static void usage(FILE *f)
 {
@@ -264,24 +268,39 @@ fail:
 	return rc < 0 ? rc : -EINVAL;
 }
 
-int daemon_revoke(struct daemon *d, const char *workload)
+/*
+ * Everything here is done before the control socket answers: when `lanyard
+ * revoke` returns, the kernel refuses the workload's new connections, no
+ * request gets the dropped credentials, and on_revoke: close connections are
+ * gone.
+ */
+int daemon_revoke(struct daemon *d, const char *workload, const char *route, const char *jti)
 {
 	int wi = -1, n;
 
-	for (size_t i = 0; i < d->pol->nworkloads; i++)
+	for (size_t i = 0; workload && i < d->pol->nworkloads; i++)
 		if (!strcmp(d->pol->workloads[i].name, workload))
 			wi = (int)i;
-	if (wi < 0)
+	if (workload && wi < 0)
 		return -ENOENT;
-	d->wls[wi].flags |= LY_WL_REVOKED;
-	kernel_set_workload_flags(d->kern, d->wls[wi].id, d->wls[wi].flags);
-	n = cred_revoke_workload(d->creds, d->pol, workload);
+	n = cred_revoke(d->creds, d->pol, workload, route, jti, loop_wall_s(d->loop));
+	if (n < 0)
+		return n;
+	if (wi >= 0 && !route && !jti) {
+		d->wls[wi].flags |= LY_WL_REVOKED;
+		kernel_set_workload_flags(d->kern, d->wls[wi].id, d->wls[wi].flags);
+	}
+	proxy_on_revoke(d->proxy);
 	audit_begin("credential.revoke");
 	audit_str("workload", workload);
-	audit_u64("credentials", (uint64_t)(n < 0 ? 0 : n));
+	audit_str("route", route);
+	audit_str("jti", jti);
+	audit_u64("credentials", (uint64_t)n);
 	audit_end();
 	audit_flush();
-	log_info("workload %s revoked (%d credentials dropped)", workload, n);
+	log_info("revoked%s%s%s%s%s%s (%d credentials dropped)", workload ? " workload " : "",
+		 workload ? workload : "", route ? " route " : "", route ? route : "",
+		 jti ? " jti " : "", jti ? jti : "", n);
 	return n;
 }
 
@@ -493,7 +512,12 @@ static void start_issuer(struct daemon *d)
 	d->creds = cred_issuer_new(d->key, d->issuer, d->pol->trust_domain);
 	if (!d->jwks || !d->creds)
 		fatalx("out of memory");
+	/* fetches queue up now; the workers start once capabilities are dropped */
+	d->fetch = fetcher_new(d->loop, cred_fetch_done, d->creds);
+	if (!d->fetch)
+		fatalx("fetch workers: %s", strerror(errno));
 	cred_issuer_set_ca(d->creds, d->ca);
+	cred_issuer_set_fetcher(d->creds, d->fetch, d->mark);
 	rc = cred_sync(d->creds, d->pol, NULL, loop_wall_s(d->loop));
 	if (rc < 0)
 		fatalx("minting credentials: %s", strerror(-rc));
@@ -560,8 +584,10 @@ static void daemon_fini(struct daemon *d, int detach)
 	ca_free(d->ca);
 	kernel_close(d->kern, detach);
 	discover_free(d->disc);
-	audit_close();
+	/* slots first: a fetch still running loses its owner, then the workers stop */
 	policy_free(d->pol);
+	fetcher_free(d->fetch);
+	audit_close();
 	free(d->wls);
 	cred_issuer_free(d->creds);
 	jwt_key_free(d->key);
@@ -583,6 +609,9 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	log_init(o.verbose, "lanyardd");
+	/* once, before any thread: libcurl's global set-up is not thread-safe */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		fatalx("libcurl initialisation failed");
 	if (o.detach)
 		return kernel_detach_pinned(o.pin_dir) < 0 ? 1 : 0;
 	d.config_path = o.config;
@@ -635,6 +664,10 @@ int main(int argc, char **argv)
 	rc = privs_drop();
 	if (rc < 0)
 		fatalx("dropping capabilities: %s", strerror(-rc));
+	/* capabilities are per thread: the workers inherit the dropped set */
+	rc = fetcher_start(d.fetch, FETCH_THREADS);
+	if (rc < 0)
+		fatalx("fetch workers: %s", strerror(-rc));
 
 	log_info("lanyardd %s: listening on 127.0.0.1:%u and [::1]:%u, admin %s, %zu workloads",
 		 DAEMON_VERSION, d.pol->listen_port, d.pol->listen_port, d.pol->admin_listen,

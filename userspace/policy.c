@@ -428,7 +428,7 @@ struct field {
 	int required;
 };
 
-#define MAX_FIELDS 12
+#define MAX_FIELDS 20
 
 static int unknown_key(struct pctx *c, const struct ynode *k, const char *what,
 		       const struct field *f, size_t nf)
@@ -938,6 +938,22 @@ static int parse_to(struct pctx *c, const struct ynode *v, void *obj)
 	return 0;
 }
 
+static const char *const cred_type_names[] = {
+	[POLICY_CRED_JWT] = "jwt",
+	[POLICY_CRED_X509] = "x509",
+	[POLICY_CRED_OAUTH2] = "oauth2",
+	[POLICY_CRED_TOKEN_EXCHANGE] = "token_exchange",
+	[POLICY_CRED_EXEC] = "exec",
+	[POLICY_CRED_STATIC] = "static",
+};
+
+#define NCRED_TYPES (sizeof(cred_type_names) / sizeof(cred_type_names[0]))
+
+const char *policy_cred_type_name(enum policy_cred_type t)
+{
+	return (size_t)t < NCRED_TYPES ? cred_type_names[t] : "?";
+}
+
 static int parse_cred_type(struct pctx *c, const struct ynode *v, void *obj)
 {
 	struct policy_route *r = obj;
@@ -946,13 +962,14 @@ static int parse_cred_type(struct pctx *c, const struct ynode *v, void *obj)
 
 	if (err)
 		return err;
-	if (!strcmp(s, "jwt"))
-		r->cred_type = POLICY_CRED_JWT;
-	else if (!strcmp(s, "x509"))
-		r->cred_type = POLICY_CRED_X509;
-	else
-		return perr(c, v, "%s is not supported (supported: jwt, x509)", qn(c, v));
-	return 0;
+	for (size_t i = 0; i < NCRED_TYPES; i++) {
+		if (!strcmp(s, cred_type_names[i])) {
+			r->cred_type = (enum policy_cred_type)i;
+			return 0;
+		}
+	}
+	return perr(c, v, "%s is not supported (supported: jwt, x509, oauth2, token_exchange, "
+		    "exec, static)", qn(c, v));
 }
 
 static int parse_audience(struct pctx *c, const struct ynode *v, void *obj)
@@ -997,26 +1014,295 @@ static int parse_mtls(struct pctx *c, const struct ynode *v, void *obj)
 	return 0;
 }
 
+/* --- fetched credential sources ------------------------------------------------ */
+
+/*
+ * A token endpoint: an absolute https URL without credentials or a fragment.  Plain
+ * http would send the client assertion, a client secret or the workload's subject
+ * token in the clear, and would take a token from a peer nobody verified.
+ */
+static int parse_token_url(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s, *host, *end;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (strncmp(s, "https://", 8))
+		return perr(c, v, "%s is not an https:// URL (a token endpoint is only called "
+			    "over verified TLS)", qn(c, v));
+	host = s + 8;
+	end = host + strcspn(host, "/?#");
+	if (end == host || memchr(host, '@', (size_t)(end - host)) || strchr(s, '#') ||
+	    strpbrk(s, " \"<>\\^`{|}"))
+		return perr(c, v, "%s is not a token endpoint URL (https://host[:port]/path, no "
+			    "user info, no fragment)", qn(c, v));
+	return dup_str(c, v, &r->src->token_url);
+}
+
+static int parse_client_id(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+
+	if (v->type == YN_SCALAR && !v->len)
+		return perr(c, v, "must not be empty");
+	return dup_str(c, v, &r->src->client_id);
+}
+
+static int parse_auth(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (!strcmp(s, "private_key_jwt"))
+		r->src->auth = POLICY_AUTH_PRIVATE_KEY_JWT;
+	else if (!strcmp(s, "client_secret_basic"))
+		r->src->auth = POLICY_AUTH_SECRET_BASIC;
+	else
+		return perr(c, v, "%s is not a client authentication (private_key_jwt, "
+			    "client_secret_basic)", qn(c, v));
+	return 0;
+}
+
+static int parse_secret_file(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return abs_path(c, v, &((struct policy_route *)obj)->src->client_secret_file, PATH_MAX);
+}
+
+static int parse_src_str(struct pctx *c, const struct ynode *v, char **dst)
+{
+	if (v->type == YN_SCALAR && !v->len)
+		return perr(c, v, "must not be empty");
+	return dup_str(c, v, dst);
+}
+
+static int parse_scope(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return parse_src_str(c, v, &((struct policy_route *)obj)->src->scope);
+}
+
+static int parse_resource(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return parse_src_str(c, v, &((struct policy_route *)obj)->src->resource);
+}
+
+static int parse_subject_audience(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return parse_src_str(c, v, &((struct policy_route *)obj)->src->subject_audience);
+}
+
+static int parse_src_ca_file(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return abs_path(c, v, &((struct policy_route *)obj)->src->ca_file, PATH_MAX);
+}
+
+static int parse_timeout(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	uint32_t t;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (policy_parse_duration(s, &t) || t < 1 || t > 300)
+		return perr(c, v, "%s is not a duration in 1s..5m", qn(c, v));
+	r->src->timeout_ms = t * 1000;
+	return 0;
+}
+
+/* exec's command: a list of strings, the first an absolute path (no $PATH search) */
+static int parse_command(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_source *src = ((struct policy_route *)obj)->src;
+	size_t saved;
+	int err;
+
+	if (v->type != YN_SEQ || !v->nkids)
+		return perr(c, v, "expected a non-empty list: [/path/to/helper, arg, ...]");
+	src->argv = calloc(v->nkids + 1, sizeof(*src->argv));
+	if (!src->argv)
+		return perr(c, v, "out of memory");
+	for (size_t i = 0; i < v->nkids; i++) {
+		saved = path_push(c, "[%zu]", i);
+		err = i ? dup_str(c, v->kids[i], &src->argv[i]) :
+			  abs_path(c, v->kids[i], &src->argv[i], PATH_MAX);
+		path_pop(c, saved);
+		if (err)
+			return err;
+		src->argc++;
+	}
+	return 0;
+}
+
+static int parse_static_file(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return abs_path(c, v, &((struct policy_route *)obj)->src->file, PATH_MAX);
+}
+
+/* a systemd credential name: one path component (systemd.exec(5) LoadCredential=) */
+static int parse_systemd_credential(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (!v->len || v->len > 255 || strchr(s, '/') || !strcmp(s, ".") || !strcmp(s, ".."))
+		return perr(c, v, "%s is not a credential name (one file name under "
+			    "$CREDENTIALS_DIRECTORY)", qn(c, v));
+	return dup_str(c, v, &r->src->systemd_credential);
+}
+
+static int parse_max_age(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	uint32_t t;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (policy_parse_duration(s, &t) || !t)
+		return perr(c, v, "%s is not a duration (e.g. 12h, 90d)", qn(c, v));
+	r->src->max_age_s = t;
+	return 0;
+}
+
 static const struct field cred_fields[] = {
 	{ "type", parse_cred_type, 1 },
 	{ "audience", parse_audience, 0 },
 	{ "ttl", parse_ttl, 0 },
 	{ "mtls", parse_mtls, 0 },
+	{ "token_url", parse_token_url, 0 },
+	{ "client_id", parse_client_id, 0 },
+	{ "auth", parse_auth, 0 },
+	{ "client_secret_file", parse_secret_file, 0 },
+	{ "scope", parse_scope, 0 },
+	{ "resource", parse_resource, 0 },
+	{ "subject_audience", parse_subject_audience, 0 },
+	{ "ca_file", parse_src_ca_file, 0 },
+	{ "timeout", parse_timeout, 0 },
+	{ "command", parse_command, 0 },
+	{ "file", parse_static_file, 0 },
+	{ "systemd_credential", parse_systemd_credential, 0 },
+	{ "max_age", parse_max_age, 0 },
 };
 
 /*
+ * The keys each type takes ("type" always) and the ones it needs; anything else
+ * in a credential is an error, so that a key meant for another type is never
+ * silently ignored.
+ */
+struct cred_schema {
+	const char *allowed;	/* space-separated */
+	const char *required;
+};
+
+static const struct cred_schema cred_schemas[] = {
+	[POLICY_CRED_JWT] = { "audience ttl mtls", "audience" },
+	[POLICY_CRED_X509] = { "ttl", "" },
+	[POLICY_CRED_OAUTH2] = { "token_url client_id auth client_secret_file scope resource "
+				 "audience ca_file timeout ttl", "token_url client_id" },
+	[POLICY_CRED_TOKEN_EXCHANGE] = { "token_url client_id auth client_secret_file scope "
+					 "resource audience subject_audience ca_file timeout ttl",
+					 "token_url" },
+	[POLICY_CRED_EXEC] = { "command timeout ttl audience", "command" },
+	[POLICY_CRED_STATIC] = { "file systemd_credential max_age", "" },
+};
+
+static int word_in(const char *list, const char *w, size_t wl)
+{
+	for (const char *p = list; *p; p += strcspn(p, " "), p += *p == ' ') {
+		if (strcspn(p, " ") == wl && !memcmp(p, w, wl))
+			return 1;
+	}
+	return 0;
+}
+
+static int cred_schema_check(struct pctx *c, const struct ynode *v, const struct policy_route *r)
+{
+	const struct cred_schema *sc = &cred_schemas[r->cred_type];
+	const char *name = cred_type_names[r->cred_type];
+
+	for (size_t i = 0; i + 1 < v->nkids; i += 2) {
+		const struct ynode *k = v->kids[i];
+
+		if ((k->len == 4 && !memcmp(k->str, "type", 4)) ||
+		    word_in(sc->allowed, k->str, k->len))
+			continue;
+		path_push(c, ".%.*s", (int)k->len, k->str);
+		return perr(c, v->kids[i + 1], "%s is not used by type %s", qn(c, k), name);
+	}
+	for (const char *p = sc->required; *p; p += strcspn(p, " "), p += *p == ' ') {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(p, " "), p);
+		if (!map_get(v, key))
+			return perr(c, v, "missing required key \"%s\" in credential (type %s)",
+				    key, name);
+	}
+	return 0;
+}
+
+/* Rules between keys of the fetched types, once the schema let them all in. */
+static int source_check(struct pctx *c, const struct ynode *v, struct policy_route *r)
+{
+	struct policy_source *src = r->src;
+	const struct ynode *k;
+
+	if (r->cred_type == POLICY_CRED_OAUTH2 || r->cred_type == POLICY_CRED_TOKEN_EXCHANGE) {
+		/* oauth2 always authenticates; token_exchange when it names a client */
+		if (!map_get(v, "auth") && src->client_id)
+			src->auth = POLICY_AUTH_PRIVATE_KEY_JWT;
+		if (src->auth != POLICY_AUTH_NONE && !src->client_id)
+			return perr(c, v, "client authentication needs a client_id");
+		k = map_get(v, "client_secret_file");
+		if ((src->auth == POLICY_AUTH_SECRET_BASIC) != !!k) {
+			if (k)
+				path_push(c, ".client_secret_file");
+			return perr(c, k ? k : v, k ? "client_secret_file is only used with auth: "
+				    "client_secret_basic" : "auth: client_secret_basic needs "
+				    "client_secret_file");
+		}
+		if (r->cred_type == POLICY_CRED_TOKEN_EXCHANGE && !src->subject_audience) {
+			src->subject_audience = strdup(src->token_url);
+			if (!src->subject_audience)
+				return perr(c, v, "out of memory");
+		}
+	}
+	if (r->cred_type == POLICY_CRED_STATIC && !src->file == !src->systemd_credential)
+		return perr(c, v, "a static credential needs exactly one of file, "
+			    "systemd_credential");
+	if (!src->timeout_ms)
+		src->timeout_ms = POLICY_DEFAULT_FETCH_TIMEOUT_MS;
+	return 0;
+}
+
+/*
  * jwt needs an audience; x509 is a client certificate, which has none, and is
- * always mTLS.  The ttl default depends on the type (jwt 5m, x509 1h).
+ * always mTLS.  The ttl default depends on the type (jwt 5m, x509 1h).  The
+ * fetched types keep their keys in a policy_source, which jwt and x509 drop.
  */
 static int parse_credential(struct pctx *c, const struct ynode *v, void *obj)
 {
 	struct policy_route *r = obj;
-	int err = WALK(c, v, "credential", cred_fields, obj);
+	int err;
 
+	if (!r->src) {
+		r->src = calloc(1, sizeof(*r->src));
+		if (!r->src)
+			return perr(c, v, "out of memory");
+		r->src->refs = 1;
+	}
+	err = WALK(c, v, "credential", cred_fields, obj);
 	if (err)
 		return err;
-	if (r->cred_type == POLICY_CRED_JWT && !r->audience)
-		return perr(c, v, "missing required key \"audience\" in credential");
 	if (r->cred_type == POLICY_CRED_X509 && map_get(v, "audience")) {
 		path_push(c, ".audience");
 		return perr(c, map_get(v, "audience"), "an x509 credential has no audience");
@@ -1025,10 +1311,45 @@ static int parse_credential(struct pctx *c, const struct ynode *v, void *obj)
 		path_push(c, ".mtls");
 		return perr(c, map_get(v, "mtls"), "an x509 credential is always mTLS");
 	}
+	err = cred_schema_check(c, v, r);
+	if (!err && policy_cred_fetched(r->cred_type))
+		err = source_check(c, v, r);
+	if (err)
+		return err;
+	if (!policy_cred_fetched(r->cred_type)) {
+		policy_source_put(r->src);
+		r->src = NULL;
+	}
 	if (!r->ttl_s)
 		r->ttl_s = r->cred_type == POLICY_CRED_X509 ? POLICY_DEFAULT_X509_TTL_S :
 							     POLICY_DEFAULT_TTL_S;
 	return 0;
+}
+
+struct policy_source *policy_source_get(struct policy_source *s)
+{
+	if (s)
+		__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+	return s;
+}
+
+void policy_source_put(struct policy_source *s)
+{
+	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	free(s->token_url);
+	free(s->client_id);
+	free(s->client_secret_file);
+	free(s->scope);
+	free(s->resource);
+	free(s->subject_audience);
+	free(s->ca_file);
+	for (size_t i = 0; i < s->argc; i++)
+		free(s->argv[i]);
+	free(s->argv);
+	free(s->file);
+	free(s->systemd_credential);
+	free(s);
 }
 
 /* RFC 9110 5.6.2 tchar */
@@ -1237,6 +1558,23 @@ static int parse_sni(struct pctx *c, const struct ynode *v, void *obj)
 	return 0;
 }
 
+static int parse_on_revoke(struct pctx *c, const struct ynode *v, void *obj)
+{
+	struct policy_route *r = obj;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	if (!strcmp(s, "refuse"))
+		r->on_revoke = POLICY_REVOKE_REFUSE;
+	else if (!strcmp(s, "close"))
+		r->on_revoke = POLICY_REVOKE_CLOSE;
+	else
+		return perr(c, v, "%s is not a revocation action (refuse, close)", qn(c, v));
+	return 0;
+}
+
 static const struct field route_fields[] = {
 	{ "to", parse_to, 1 },
 	{ "credential", parse_credential, 0 },	/* required unless passthrough */
@@ -1246,6 +1584,7 @@ static const struct field route_fields[] = {
 	{ "ca_file", parse_ca_file, 0 },
 	{ "server_name", parse_server_name, 0 },
 	{ "sni", parse_sni, 0 },
+	{ "on_revoke", parse_on_revoke, 0 },
 };
 
 /*
@@ -1351,7 +1690,7 @@ static int parse_route(struct pctx *c, const struct ynode *v, struct policy_rout
 		return err;
 	if (!r->ttl_s)	/* a route without a credential (passthrough) */
 		r->ttl_s = POLICY_DEFAULT_TTL_S;
-	if (!r->header_name && r->cred_type == POLICY_CRED_JWT) {
+	if (!r->header_name && r->cred_type != POLICY_CRED_X509) {
 		r->header_name = strdup("Authorization");
 		r->header_prefix = strdup("Bearer ");
 		r->header_suffix = strdup("");
@@ -1869,6 +2208,7 @@ static void route_fini(struct policy_route *r)
 	free(r->header_name);
 	free(r->header_prefix);
 	free(r->header_suffix);
+	policy_source_put(r->src);
 }
 
 void policy_free(struct policy *p)
@@ -1943,6 +2283,10 @@ int policy_parse_duration(const char *s, uint32_t *out_s)
 		break;
 	case 'h':
 		unit = 3600;
+		s++;
+		break;
+	case 'd':
+		unit = 86400;
 		s++;
 		break;
 	default:

@@ -20,6 +20,7 @@
 #define POLICY_DEFAULT_TTL_S		300
 #define POLICY_DEFAULT_X509_TTL_S	3600
 #define POLICY_MAX_TTL_S		86400
+#define POLICY_DEFAULT_FETCH_TIMEOUT_MS	10000
 #define POLICY_DEFAULT_HEADER		"Authorization: Bearer {token}"
 #define POLICY_ERR_LEN			512
 
@@ -39,6 +40,60 @@ enum policy_dest_kind {
 enum policy_cred_type {
 	POLICY_CRED_JWT,
 	POLICY_CRED_X509,	/* client certificate presented upstream (mTLS), no header */
+	POLICY_CRED_OAUTH2,	/* client-credentials grant at a token endpoint (RFC 6749 4.4) */
+	POLICY_CRED_TOKEN_EXCHANGE,	/* lanyard's JWT exchanged at an STS (RFC 8693) */
+	POLICY_CRED_EXEC,	/* a helper command prints {"token", "expires_at"} */
+	POLICY_CRED_STATIC,	/* a root-only file (or systemd credential), re-read on change */
+};
+
+/* the name of a credential type as the policy spells it ("jwt", "oauth2", ...) */
+const char *policy_cred_type_name(enum policy_cred_type t);
+
+/* Is the credential fetched off the event loop (oauth2, token_exchange, exec, static)? */
+static inline int policy_cred_fetched(enum policy_cred_type t)
+{
+	return t >= POLICY_CRED_OAUTH2;
+}
+
+/* How lanyardd authenticates itself to a token endpoint. */
+enum policy_client_auth {
+	POLICY_AUTH_NONE,		/* token_exchange without client_id */
+	POLICY_AUTH_PRIVATE_KEY_JWT,	/* RFC 7523 2.2: an assertion signed by lanyard's key */
+	POLICY_AUTH_SECRET_BASIC,	/* RFC 6749 2.3.1: client_secret_file, for providers
+					 * that cannot do better */
+};
+
+/*
+ * Where a fetched credential comes from.  Read-only once parsed, and reference
+ * counted: a fetch running off the event loop holds a reference while a
+ * reload frees the policy that it came from.
+ */
+struct policy_source {
+	int refs;			/* atomic: policy_source_get/put */
+	char *token_url;		/* oauth2, token_exchange: https only */
+	char *client_id;
+	enum policy_client_auth auth;
+	char *client_secret_file;	/* POLICY_AUTH_SECRET_BASIC: root-only, mode 0600 */
+	char *scope;
+	char *resource;			/* RFC 8707 */
+	char *subject_audience;		/* token_exchange: aud of the subject JWT (token_url) */
+	char *ca_file;			/* token endpoint trust anchors; NULL: system roots */
+	char **argv;			/* exec: NULL-terminated, argv[0] absolute */
+	size_t argc;
+	uint32_t timeout_ms;		/* a fetch or a helper gives up after this */
+	char *file;			/* static: the file (a systemd credential is resolved
+					 * against $CREDENTIALS_DIRECTORY when read) */
+	char *systemd_credential;	/* static: its name, or NULL */
+	uint32_t max_age_s;		/* static: `lanyard tokens` warns past it; 0: never */
+};
+
+struct policy_source *policy_source_get(struct policy_source *s);
+void policy_source_put(struct policy_source *s);
+
+/* `on_revoke:` what a revocation does to a connection that is already open */
+enum policy_on_revoke {
+	POLICY_REVOKE_REFUSE,	/* its next request is answered 403 (default) */
+	POLICY_REVOKE_CLOSE,	/* it is closed at once */
 };
 
 /* `tls:` on a route: what the app speaks and what lanyardd speaks upstream */
@@ -58,8 +113,12 @@ struct policy_route {
 	size_t naddrs;
 
 	enum policy_cred_type cred_type;
-	char *audience;			/* jwt only; NULL for x509 */
-	uint32_t ttl_s;			/* jwt: 5m default; x509: 1h default */
+	char *audience;			/* jwt: the JWT's aud; oauth2, token_exchange: the
+					 * audience asked for (optional); NULL for x509 */
+	uint32_t ttl_s;			/* jwt: 5m default; x509: 1h default; fetched: the
+					 * lifetime when the source does not say (5m) */
+	struct policy_source *src;	/* fetched credentials; NULL for jwt and x509 */
+	enum policy_on_revoke on_revoke;
 	int mtls;			/* jwt: also present a client cert (same ttl) and bind
 					 * the JWT to it with cnf x5t#S256 (RFC 8705 3.1) */
 
@@ -155,7 +214,7 @@ int policy_route_match(const struct policy_route *r, int family, const uint8_t *
  */
 int policy_sni_allowed(const struct policy_route *r, const char *sni);
 
-/* Parse "5m", "30s", "1h", "90" (seconds). Returns 0 or -EINVAL. */
+/* Parse "5m", "30s", "1h", "7d", "90" (seconds). Returns 0 or -EINVAL. */
 int policy_parse_duration(const char *s, uint32_t *out_s);
 
 #endif /* LY_POLICY_H */

@@ -112,6 +112,7 @@ struct conn {
 		 c_hup : 1, u_hup : 1;	/* spliced: that side hung up and is no longer watched */
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
 	const char *err_reason;
+	char err_why[FETCH_WHY_LEN];	/* err_reason's copy when it may not outlive the call */
 
 	uint64_t head_deadline;		/* ms; 0 when no head is in progress */
 	uint64_t last_active;		/* ms */
@@ -290,6 +291,7 @@ static void count_reject(struct metrics *m, int status)
 	case 408: m->head_timeout++; break;
 	case 405: m->method_refused++; break;
 	case 502: m->upstream_failed++; break;
+	case 403: break;	/* counted as revoked */
 	case 503: break;	/* counted where the credential was missing */
 	default: m->bad_request++; break;
 	}
@@ -330,7 +332,9 @@ static void conn_reject(struct conn *c, int status, const char *reason)
 		return;
 	}
 	c->err_status = status;
-	c->err_reason = reason;
+	/* a reason may be the slot's last error, which a reload can free */
+	snprintf(c->err_why, sizeof(c->err_why), "%s", reason);
+	c->err_reason = c->err_why;
 }
 
 /* --- route and credential ---------------------------------------------------- */
@@ -794,16 +798,16 @@ static void handle_head(struct conn *c, const struct http1_request *req, size_t 
 		conn_reject(c, 405, "TRACE is refused on injected routes");
 		return;
 	}
-	if (d->wls[c->wi].flags & LY_WL_REVOKED) {
+	if ((d->wls[c->wi].flags & LY_WL_REVOKED) || cred_revoked(r)) {
 		d->m.revoked++;
-		conn_reject(c, 503, "credential revoked");
+		conn_reject(c, 403, "credential revoked");
 		return;
 	}
 	cr = conn_cred(c, r, loop_wall_s(d->loop));
 	if (!cr) {
 		d->m.cred_failed++;
 		conn_reject(c, 503, c->ucert ? "the client certificate of this connection expired" :
-				    "no credential available");
+				    cred_unavailable_reason(r));
 		return;
 	}
 	if (write_head(c, req, c->in.data + c->in.off, headlen, cr) < 0) {
@@ -1794,6 +1798,25 @@ static void proxy_reap(struct loop *l, void *arg)
 		}
 		c->next = px->pool;
 		px->pool = c;
+	}
+}
+
+void proxy_on_revoke(struct proxy *px)
+{
+	struct daemon *d = px->d;
+	struct conn *c, *next;
+
+	for (c = px->live.next; c != &px->live; c = next) {
+		const struct policy_route *r;
+
+		next = c->next;
+		if (c->dead || c->closing)
+			continue;
+		r = conn_route(c);
+		if (!r || r->on_revoke != POLICY_REVOKE_CLOSE)
+			continue;
+		if ((d->wls[c->wi].flags & LY_WL_REVOKED) || cred_revoked(r))
+			conn_close(c, "credential revoked");
 	}
 }
 

@@ -40,6 +40,9 @@ void proxy_free(struct proxy *p);
 /* Timeouts (head, idle): called from a periodic timer. */
 void proxy_tick(struct proxy *p);
 
+/* After a revocation: close the connections of on_revoke: close routes that it hit. */
+void proxy_on_revoke(struct proxy *p);
+
 /* Visit every live flow (for `lanyard flows`). */
 typedef void (*proxy_flow_cb)(void *ctx, const struct proxy_flow_info *fi);
 void proxy_foreach_flow(struct proxy *p, proxy_flow_cb cb, void *ctx);

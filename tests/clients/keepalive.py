@@ -39,19 +39,20 @@ def main():
     end = time.monotonic() + args.duration
     while (args.count and i < args.count) or (not args.count and time.monotonic() < end):
         i += 1
+        t0 = time.time()
         try:
             conn.request("GET", f"{args.path}/{i}")
             resp = conn.getresponse()
             body = resp.read()
             bodies.append(body)
-            say({"i": i, "status": resp.status, "t": time.time()})
+            say({"i": i, "status": resp.status, "t0": t0, "t": time.time()})
             if resp.status == 200:
                 ok += 1
             else:
                 failed += 1
         except (OSError, http.client.HTTPException) as e:
             failed += 1
-            say({"i": i, "error": e.__class__.__name__})
+            say({"i": i, "error": e.__class__.__name__, "t0": t0, "t": time.time()})
             break
         time.sleep(args.interval)
     say({"done": True, "ok": ok, "failed": failed})

@@ -334,7 +334,7 @@ Test(lifecycle, revoke_refuses_connections_and_requests_until_reload)
 	/* a request on the open connection: 503 from lanyardd, nothing forwarded */
 	r = ly_driver_get(&dr, "/r2", 5000);
 	cr_assert(r);
-	cr_expect_eq(jint(r, "status"), 503, "after revoke: %s", json_dumps(r, 0));
+	cr_expect_eq(jint(r, "status"), 403, "after revoke: %s", json_dumps(r, 0));
 	cr_expect(jstr(r, "body") && strstr(jstr(r, "body"), "revoked"));
 	json_decref(r);
 	/* a new connect(): refused by the kernel (curl exit 7) */

@@ -410,7 +410,7 @@ Test(cred, revoke_drops_credentials_and_stops_minting)
 	struct policy *p = parse(base_yaml);
 
 	sync_ok(p, NULL, T0);
-	cr_expect_eq(cred_revoke_workload(ci, p, "billing"), 2);
+	cr_expect_eq(cred_revoke(ci, p, "billing", NULL, NULL, 1000), 2);
 	cr_expect_null(cred_get(route(p, 0, 0), T0));
 	cr_expect_null(cred_get(route(p, 0, 1), T0));
 	cr_expect_null(slot(p, 0, 0)->cur, "revoked credential kept in memory");
@@ -421,8 +421,8 @@ Test(cred, revoke_drops_credentials_and_stops_minting)
 	cr_expect_eq(slot(p, 0, 0)->issued, 1);
 	cr_expect_not_null(cred_get(route(p, 1, 0), T0 + 100));
 
-	cr_expect_eq(cred_revoke_workload(ci, p, "billing"), 0, "nothing left to drop");
-	cr_expect_eq(cred_revoke_workload(ci, p, "nobody"), -ENOENT);
+	cr_expect_eq(cred_revoke(ci, p, "billing", NULL, NULL, 1000), 0, "nothing left to drop");
+	cr_expect_eq(cred_revoke(ci, p, "nobody", NULL, NULL, 1000), -ENOENT);
 	policy_free(p);
 }
 
@@ -431,7 +431,7 @@ Test(cred, sync_clears_a_revocation)
 	struct policy *op = parse(base_yaml), *np = parse(base_yaml);
 
 	sync_ok(op, NULL, T0);
-	cr_assert_eq(cred_revoke_workload(ci, op, "billing"), 2);
+	cr_assert_eq(cred_revoke(ci, op, "billing", NULL, NULL, 1000), 2);
 	sync_ok(np, op, T0 + 2);
 	cr_expect_eq(slot(np, 0, 0)->revoked, 0);
 	cr_expect_not_null(cred_get(route(np, 0, 0), T0 + 2), "not minted again after reload");
@@ -796,7 +796,7 @@ Test(cred, mtls_jwt_carries_the_thumbprint_of_its_certificate)
 	cr_expect_null(cred_get_bound(route(p, 0, 2), NULL, now + 5));
 	x = c->x509;
 	x->refs++;	/* as a connection holds it */
-	cred_revoke_workload(ci, p, "billing");
+	cred_revoke(ci, p, "billing", NULL, NULL, 1000);
 	cr_expect_null(cred_get_bound(route(p, 0, 2), x, now + 5), "revoked");
 	ca_cert_put(x);
 	policy_free(p);

@@ -1057,10 +1057,12 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	return -ENOSYS;
 }
 
-int daemon_revoke(struct daemon *d, const char *workload)
+int daemon_revoke(struct daemon *d, const char *workload, const char *route, const char *jti)
 {
 	(void)d;
 	(void)workload;
+	(void)route;
+	(void)jti;
 	return -ENOSYS;
 }
 

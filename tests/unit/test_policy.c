@@ -535,7 +535,7 @@ ParameterizedTestParameters(policy, parses_durations)
 		{ "", -EINVAL, 0 }, { "s", -EINVAL, 0 }, { "5x", -EINVAL, 0 },
 		{ "5 m", -EINVAL, 0 }, { " 5m", -EINVAL, 0 }, { "5m ", -EINVAL, 0 },
 		{ "-5", -EINVAL, 0 }, { "+5", -EINVAL, 0 }, { "1h30m", -EINVAL, 0 },
-		{ "1.5h", -EINVAL, 0 }, { "5ms", -EINVAL, 0 }, { "1d", -EINVAL, 0 },
+		{ "1.5h", -EINVAL, 0 }, { "5ms", -EINVAL, 0 }, { "1d", 0, 86400 }, { "1w", -EINVAL, 0 },
 		{ "5M", -EINVAL, 0 },
 		/* TOO LONG */
 		{ "4294967296", -EINVAL, 0 }, { "1193047h", -EINVAL, 0 },
@@ -706,16 +706,17 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 		/* MALFORMED: credentials */
 		{ HEAD WL RT "        credential: jwt\n", 7, 21,
 		  "workloads[0].routes[0].credential: expected a mapping, got a scalar" },
-		{ HEAD WL RT "        credential: { type: oauth2, audience: a }\n", 7, 29,
-		  "credential.type: \"oauth2\" is not supported (supported: jwt, x509)" },
+		{ HEAD WL RT "        credential: { type: oauth3, audience: a }\n", 7, 29,
+		  "credential.type: \"oauth3\" is not supported (supported: jwt, x509, oauth2, "
+		  "token_exchange, exec, static)" },
 		{ HEAD WL RT "        credential: { type: jwt }\n", 7, 21,
-		  "credential: missing required key \"audience\" in credential" },
+		  "credential: missing required key \"audience\" in credential (type jwt)" },
 		{ HEAD WL RT "        credential: { type: jwt, audience: \"\" }\n", 7, 44,
 		  "credential.audience: must not be empty" },
 		{ HEAD WL RT CRED(", ttl: 25h"), 7, 52,
 		  "credential.ttl: \"25h\" is out of range 1s..24h" },
 		{ HEAD WL RT CRED(", ttl: 0s"), 7, 52, "is out of range 1s..24h" },
-		{ HEAD WL RT CRED(", ttl: 5d"), 7, 52, "credential.ttl: \"5d\" is not a duration" },
+		{ HEAD WL RT CRED(", ttl: 5w"), 7, 52, "credential.ttl: \"5w\" is not a duration" },
 		/* MALFORMED: header templates */
 		{ HEAD WL RT CRED("") "        header: \"Authorization: Bearer\"\n", 8, 17,
 		  "header: \"Authorization: Bearer\": the template must contain {token}" },

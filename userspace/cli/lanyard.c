@@ -40,10 +40,16 @@ static void usage(FILE *f)
 		"  routes                    routes per workload\n"
 		"  flows                     live flows (connections being served), with the SNI and\n"
 		"                            last request the TLS probes saw\n"
-		"  tokens                    current credentials: jti, audience, expiry, fingerprint\n"
+		"  tokens                    current credentials: type, jti, audience, expiry,\n"
+		"                            fingerprint, the last error; a static one's age\n"
 		"  reload                    re-read the policy file (a bad one is refused)\n"
 		"  revoke --workload NAME    refuse the workload's connections and credentials\n"
 		"                            until the next reload\n"
+		"  revoke --route TO [--workload NAME]\n"
+		"                            drop the route's credentials (of every workload, or\n"
+		"                            of one); its requests get 403 until the next reload\n"
+		"  revoke --jti ID           drop one credential (a jti, or a fingerprint as\n"
+		"                            tokens shows it) for good; a fresh one is issued\n"
 		"  discover [--since DURATION]\n"
 		"                            static credentials that workloads send themselves\n"
 		"                            (fingerprints only) and what to do with each; DURATION\n"
@@ -268,39 +274,83 @@ static void print_discover(json_t *r)
 	}
 }
 
+/* "12s", "5m", "3h", "4d": an age or a time left, coarse */
+static void fmt_span(long long secs, char *out, size_t len)
+{
+	if (secs < 120)
+		snprintf(out, len, "%llds", secs);
+	else if (secs < 7200)
+		snprintf(out, len, "%lldm", secs / 60);
+	else if (secs < 172800)
+		snprintf(out, len, "%lldh", secs / 3600);
+	else
+		snprintf(out, len, "%lldd", secs / 86400);
+}
+
+static void print_token_notes(json_t *t)
+{
+	json_t *x = json_object_get(t, "x509");
+	char age[32];
+
+	if (json_is_true(json_object_get(t, "revoked")))
+		printf(" revoked");
+	if (json_is_true(json_object_get(t, "fetching")))
+		printf(" fetching");
+	/* x509 and mtls: the client certificate (serial, not after), never its key */
+	if (json_is_object(x))
+		printf(" cert serial %s not_after %lld", s(x, "serial"), i(x, "not_after"));
+	if (json_object_get(t, "age_s")) {
+		fmt_span(i(t, "age_s"), age, sizeof(age));
+		printf(" age %s", age);
+	}
+	if (json_is_true(json_object_get(t, "too_old")))
+		printf(" WARNING: older than max_age, rotate it");
+	if (json_string_value(json_object_get(t, "error")))
+		printf(" last error: %s", s(t, "error"));
+}
+
 static void print_tokens(json_t *r)
 {
 	size_t n;
 	json_t *t;
 
-	printf("%-16s %-26s %-24s %-24s %-10s %-25s %s\n", "WORKLOAD", "ROUTE", "JTI", "AUDIENCE",
-	       "EXPIRES", "FINGERPRINT", "ISSUED/USED");
+	printf("%-16s %-26s %-14s %-24s %-24s %-10s %-25s %s\n", "WORKLOAD", "ROUTE", "TYPE", "JTI",
+	       "AUDIENCE", "EXPIRES", "FINGERPRINT", "ISSUED/USED");
 	json_array_foreach(json_object_get(r, "tokens"), n, t) {
-		json_t *x = json_object_get(t, "x509");
-		char exp[32];
+		char exp[32] = "never";
 
-		fmt_time(i(t, "exp"), exp, sizeof(exp));
-		printf("%-16s %-26s %-24s %-24s %-10s %-25s %lld/%lld%s", s(t, "workload"),
-		       s(t, "route"), s(t, "jti"), s(t, "audience"), exp, s(t, "fingerprint"),
-		       i(t, "issued"), i(t, "used"),
-		       json_is_true(json_object_get(t, "revoked")) ? " revoked" : "");
-		/* x509 and mtls: the client certificate (serial, not after), never its key */
-		if (json_is_object(x))
-			printf(" cert serial %s not_after %lld", s(x, "serial"), i(x, "not_after"));
+		if (i(t, "exp"))
+			fmt_time(i(t, "exp"), exp, sizeof(exp));
+		if (!strcmp(s(t, "fingerprint"), "-"))
+			snprintf(exp, sizeof(exp), "-");	/* nothing issued */
+		printf("%-16s %-26s %-14s %-24s %-24s %-10s %-25s %lld/%lld", s(t, "workload"),
+		       s(t, "route"), s(t, "type"), s(t, "jti"), s(t, "audience"), exp,
+		       s(t, "fingerprint"), i(t, "issued"), i(t, "used"));
+		print_token_notes(t);
 		printf("\n");
 	}
 }
 
-/* since: < 0 none */
-static int build_request(const char *cmd, const char *workload, long long since, char **line)
+/* what the command line asks for; since < 0: none */
+struct args {
+	const char *sock, *cmd, *workload, *route, *jti, *since;
+	long long since_s;
+	int as_json;
+};
+
+static int build_request(const struct args *a, char **line)
 {
-	json_t *req = json_pack("{s:s}", "cmd", cmd);
+	json_t *req = json_pack("{s:s}", "cmd", a->cmd);
 	char *js;
 
-	if (workload)
-		json_object_set_new(req, "workload", json_string(workload));
-	if (since >= 0)
-		json_object_set_new(req, "since", json_integer(since));
+	if (a->workload)
+		json_object_set_new(req, "workload", json_string(a->workload));
+	if (a->route)
+		json_object_set_new(req, "route", json_string(a->route));
+	if (a->jti)
+		json_object_set_new(req, "jti", json_string(a->jti));
+	if (a->since_s >= 0)
+		json_object_set_new(req, "since", json_integer(a->since_s));
 	js = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (!js || asprintf(line, "%s\n", js) < 0) {
@@ -309,6 +359,19 @@ static int build_request(const char *cmd, const char *workload, long long since,
 	}
 	free(js);
 	return 0;
+}
+
+static void print_revoke(json_t *r)
+{
+	if (json_string_value(json_object_get(r, "jti")))
+		printf("credential %s revoked", s(r, "jti"));
+	else if (json_string_value(json_object_get(r, "route")))
+		printf("route %s%s%s revoked", s(r, "route"),
+		       json_string_value(json_object_get(r, "workload")) ? " of workload " : "",
+		       json_string_value(json_object_get(r, "workload")) ? s(r, "workload") : "");
+	else
+		printf("workload %s revoked", s(r, "workload"));
+	printf(" (%lld credentials dropped)\n", i(r, "credentials"));
 }
 
 static int print_answer(const char *cmd, const char *text, int as_json)
@@ -341,8 +404,7 @@ static int print_answer(const char *cmd, const char *text, int as_json)
 	else if (!strcmp(cmd, "reload"))
 		printf("policy reloaded (generation %lld)\n", i(r, "generation"));
 	else if (!strcmp(cmd, "revoke"))
-		printf("workload %s revoked (%lld credentials dropped)\n", s(r, "workload"),
-		       i(r, "credentials"));
+		print_revoke(r);
 	json_decref(r);
 	return ok ? 0 : 1;
 }
@@ -578,87 +640,107 @@ static int trust_main(const char *sock, const char *sub, int as_json)
 	return rc;
 }
 
-int main(int argc, char **argv)
+static int parse_opts(int argc, char **argv, const char *optstring, struct args *a)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "workload", required_argument, NULL, 'w' },
+		{ "route", required_argument, NULL, 'r' },
+		{ "jti", required_argument, NULL, 'J' },
 		{ "since", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': a->sock = optarg; break;
+		case 'j': a->as_json = 1; break;
+		case 'w': a->workload = optarg; break;
+		case 'r': a->route = optarg; break;
+		case 'J': a->jti = optarg; break;
+		case 'S': a->since = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * revoke takes --workload, --route (with or without --workload) or --jti
+ * alone; no other command takes them; only discover takes --since.
+ */
+static int args_valid(const struct args *a)
+{
+	int revoke = !strcmp(a->cmd, "revoke");
+
+	if (a->since && strcmp(a->cmd, "discover"))
+		return 0;
+	if (!revoke)
+		return !a->workload && !a->route && !a->jti;
+	if (a->jti)
+		return !a->workload && !a->route;
+	return a->workload || a->route;
+}
+
+int main(int argc, char **argv)
+{
 	static const char *const cmds[] = { "status", "workloads", "routes", "flows",
 					    "tokens", "reload", "revoke", "trust", "discover",
 					    NULL };
-	const char *sock = POLICY_DEFAULT_CONTROL, *workload = NULL, *since = NULL, *cmd;
-	long long since_s = -1;
+	struct args a = { .sock = POLICY_DEFAULT_CONTROL, .since_s = -1 };
 	char *line = NULL, *answer;
-	int as_json = 0, ch, rc, known = 0;
+	int rc, known = 0;
 
-	while ((ch = getopt_long(argc, argv, "+s:jw:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 's': sock = optarg; break;
-		case 'j': as_json = 1; break;
-		case 'w': workload = optarg; break;
-		case 'S': since = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind >= argc) {
+	if (parse_opts(argc, argv, "+s:jw:h", &a) < 0 || optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	cmd = argv[optind++];
+	a.cmd = argv[optind++];
 	/* options may also follow the command: lanyard revoke --workload NAME */
-	while ((ch = getopt_long(argc, argv, "s:jw:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 's': sock = optarg; break;
-		case 'j': as_json = 1; break;
-		case 'w': workload = optarg; break;
-		case 'S': since = optarg; break;
-		default: usage(stderr); return 2;
-		}
+	if (parse_opts(argc, argv, "s:jw:", &a) < 0) {
+		usage(stderr);
+		return 2;
 	}
 	for (int k = 0; cmds[k]; k++)
-		known |= !strcmp(cmds[k], cmd);
+		known |= !strcmp(cmds[k], a.cmd);
 	/* trust takes one sub-command word: print, install or uninstall */
-	if (known && !strcmp(cmd, "trust")) {
+	if (known && !strcmp(a.cmd, "trust")) {
 		const char *sub = optind == argc - 1 ? argv[optind] : "";
 
-		if (workload || since || (strcmp(sub, "print") && strcmp(sub, "install") &&
-				 strcmp(sub, "uninstall"))) {
+		if (a.workload || a.route || a.jti || a.since ||
+		    (strcmp(sub, "print") && strcmp(sub, "install") && strcmp(sub, "uninstall"))) {
 			usage(stderr);
 			return 2;
 		}
-		return trust_main(sock, sub, as_json);
+		return trust_main(a.sock, sub, a.as_json);
 	}
-	/* revoke needs --workload; no other command takes it; only discover takes --since */
-	if (!known || optind != argc || (!strcmp(cmd, "revoke") != !!workload) ||
-	    (since && strcmp(cmd, "discover"))) {
+	if (!known || optind != argc || !args_valid(&a)) {
 		usage(stderr);
 		return 2;
 	}
-	if (since) {
-		long long age = parse_age(since);
+	if (a.since) {
+		long long age = parse_age(a.since);
 
 		if (age < 0) {
 			fprintf(stderr, "lanyard: --since %s: expected a duration like 90s, 10m, 2h "
-				"or 1d\n", since);
+				"or 1d\n", a.since);
 			return 2;
 		}
-		since_s = (long long)time(NULL) - age;
-		if (since_s < 0)
-			since_s = 0;
+		a.since_s = (long long)time(NULL) - age;
+		if (a.since_s < 0)
+			a.since_s = 0;
 	}
-	if (build_request(cmd, workload, since_s, &line) < 0)
+	if (build_request(&a, &line) < 0)
 		return 1;
-	answer = request(sock, line);
+	answer = request(a.sock, line);
 	free(line);
 	if (!answer)
 		return 1;
-	rc = print_answer(cmd, answer, as_json);
+	rc = print_answer(a.cmd, answer, a.as_json);
 	free(answer);
 	return rc;
 }

@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Copyright (c) 2026 The lanyard authors */
+/*
+ * Credential sources beyond lanyard's own JWT, end to end: static files and exec
+ * helpers, their failures (a clear 503, then recovery), and revocation on open
+ * connections.  What the upstream received is the proof; every output of the daemon
+ * and the CLI is searched for the values it must never show.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "lib/lanyard.h"
+
+TestSuite(sources, H_FIXTURES, .timeout = 90);
+
+struct world {
+	struct ly_daemon d;
+	const char *cg;
+	int up_port;
+	pid_t up_pid;
+	const char *up_log;
+};
+
+/* ly-upstream, cgroup "app", lanyardd with one route to the upstream carrying @cred. */
+static void world_start(struct world *w, const char *cred, const char *route_extra)
+{
+	memset(w, 0, sizeof(*w));
+	h_require_root_bpf();
+	w->up_port = h_free_port();
+	w->up_pid = h_upstream("up", w->up_port, NULL);
+	cr_assert_gt(w->up_pid, 0, "ly-upstream did not start");
+	w->up_log = h_path("up.jsonl");
+	w->cg = h_cgroup_create("app");
+	ly_start(&w->d, ly_yaml_workload("app", w->cg,
+					 h_strf("      - to: 127.0.0.1:%d\n"
+						"        credential: %s\n%s",
+						w->up_port, cred, route_extra ? route_extra : "")));
+}
+
+static char *url(const struct world *w, const char *path)
+{
+	return h_strf("http://127.0.0.1:%d%s", w->up_port, path);
+}
+
+/* curl from the app's cgroup: "<body> <status>" (not inlined: gcc then sees &out escape) */
+static __attribute__((noinline)) char *get(const struct world *w, const char *path)
+{
+	char *out = NULL;
+
+	ly_curl(w->cg, &out, "-w", " %{http_code}", url(w, path), NULL);
+	return out;
+}
+
+static int status_of(const char *out)
+{
+	const char *sp = out ? strrchr(out, ' ') : NULL;
+
+	return sp ? atoi(sp + 1) : -1;
+}
+
+/* The credential the upstream got for @target, after @prefix in @header; asserts. */
+static const char *upstream_token(const struct world *w, const char *target, const char *header,
+				  const char *prefix)
+{
+	json_t *r = h_jsonl_wait(w->up_log, "target", target, 5000);
+	const char *tok;
+
+	cr_assert(r, "the upstream never received %s", target);
+	tok = ly_req_token(r, header, prefix);
+	cr_assert(tok, "no single %s header with %s at the upstream for %s", header, prefix,
+		  target);
+	json_decref(r);
+	return tok;
+}
+
+/* Poll GETs of @path until the status is @want (up to @timeout_ms); the last answer. */
+static char *get_until(const struct world *w, const char *path, int want, int timeout_ms)
+{
+	char *out = NULL;
+
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		free(out);
+		out = get(w, path);
+		if (status_of(out) == want)
+			break;
+		usleep(100 * 1000);
+	}
+	return out;
+}
+
+/* No value in @vals appears in the daemon's outputs, the audit log or @extra. */
+static void expect_never_shown(const struct world *w, const char *const vals[], size_t n,
+			       const char *extra)
+{
+	for (size_t i = 0; i < n; i++) {
+		cr_expect_eq(h_grep_tree_for(vals[i], h_out_path(w->d.name), h_err_path(w->d.name),
+					     w->d.audit, NULL), 0,
+			     "a credential value is in the daemon's output or audit");
+		cr_expect(!extra || !strstr(extra, vals[i]), "a credential value in: %s", extra);
+	}
+}
+
+static json_t *token_entry(const struct world *w)
+{
+	json_t *t = ly_cli_json(&w->d, "tokens"), *e;
+
+	cr_assert(t);
+	e = json_array_get(json_object_get(t, "tokens"), 0);
+	cr_assert(e);
+	json_incref(e);
+	json_decref(t);
+	return e;
+}
+
+/* --- static ---------------------------------------------------------------------------- */
+
+/* Rotation as operators do it: a new file renamed over the old one. */
+static void rotate(const char *path, const char *value)
+{
+	char *tmp = h_strf("%s.new", path);
+
+	cr_assert_eq(h_write_file(tmp, value, 0600), 0);
+	cr_assert_eq(rename(tmp, path), 0);
+}
+
+Test(sources, static_file_is_injected_and_reread_when_it_changes)
+{
+	static const char *vals[] = { "sk_live_first_4f1c9a0b", "sk_live_second_77d2e1f0" };
+	char *file = h_path("api.key"), *out, *cli;
+	struct world w;
+	json_t *e;
+
+	cr_assert_eq(h_write_filef(file, 0600, "%s\n", vals[0]), 0);
+	world_start(&w, h_strf("{ type: static, file: %s, max_age: 30d }", file),
+		    "        header: \"X-API-Key: {token}\"\n");
+	out = get_until(&w, "/s1", 200, 5000);
+	cr_assert_eq(status_of(out), 200, "%s", out);
+	cr_expect_str_eq(upstream_token(&w, "/s1", "X-API-Key", ""), vals[0]);
+	/* the app's own Authorization is not what carries it; nothing else was added */
+	e = token_entry(&w);
+	cr_expect_str_eq(json_string_value(json_object_get(e, "type")), "static");
+	cr_expect(json_integer_value(json_object_get(e, "age_s")) >= 0);
+	cr_expect(json_is_false(json_object_get(e, "too_old")));
+	json_decref(e);
+
+	rotate(file, vals[1]);
+	free(out);
+	out = NULL;
+	for (int i = 0; i < 50; i++) {
+		char *path = h_strf("/s2-%d", i);
+
+		free(out);
+		out = get(&w, path);
+		if (status_of(out) == 200 && !strcmp(upstream_token(&w, path, "X-API-Key", ""),
+						     vals[1]))
+			break;
+		usleep(100 * 1000);
+	}
+	cr_expect_eq(status_of(out), 200, "%s", out);
+	cr_assert_eq(ly_cli(&w.d, &cli, "tokens", NULL), 0);
+	expect_never_shown(&w, vals, 2, cli);
+	free(cli);
+	free(out);
+}
+
+Test(sources, static_refuses_a_file_others_can_read_then_recovers)
+{
+	static const char *vals[] = { "static-secret-93ac1e" };
+	char *file = h_path("open.key"), *out;
+	struct world w;
+	json_t *err;
+
+	cr_assert_eq(h_write_file(file, vals[0], 0644), 0);
+	world_start(&w, h_strf("{ type: static, file: %s }", file), NULL);
+	err = h_jsonl_wait(w.d.audit, "event", "credential.error", 5000);
+	cr_assert(err, "no credential.error audited");
+	cr_expect(strstr(json_string_value(json_object_get(err, "reason")), "readable by group"),
+		  "reason: %s", json_string_value(json_object_get(err, "reason")));
+	json_decref(err);
+	out = get(&w, "/open");
+	cr_expect_eq(status_of(out), 503, "%s", out);
+	cr_expect(strstr(out, "readable by group or other"), "503 without the reason: %s", out);
+	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/open"), 0, "forwarded without it");
+	free(out);
+
+	/* fixed by the operator: picked up without a reload (backoff is at most a minute,
+	 * but the first retries come within seconds) */
+	cr_assert_eq(chmod(file, 0600), 0);
+	out = get_until(&w, "/fixed", 200, 10000);
+	cr_expect_eq(status_of(out), 200, "%s", out);
+	cr_expect(h_alive(w.d.pid));
+	expect_never_shown(&w, vals, 1, out);
+	free(out);
+}
+
+Test(sources, static_warns_past_max_age)
+{
+	char *file = h_path("old.key"), *cli;
+	struct timeval tv[2];
+	struct world w;
+
+	cr_assert_eq(h_write_file(file, "old-static-key-5511", 0600), 0);
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= 10 * 86400;
+	tv[1] = tv[0];
+	cr_assert_eq(utimes(file, tv), 0);
+	world_start(&w, h_strf("{ type: static, file: %s, max_age: 7d }", file), NULL);
+	free(get_until(&w, "/old", 200, 5000));
+	cr_assert_eq(ly_cli(&w.d, &cli, "tokens", NULL), 0);
+	cr_expect(strstr(cli, "age 10d") && strstr(cli, "older than max_age"), "%s", cli);
+	cr_expect(!strstr(cli, "old-static-key-5511"));
+	free(cli);
+}
+
+/* --- exec ------------------------------------------------------------------------------- */
+
+/*
+ * A helper script: counts its runs in <tmp>/<name>.runs, records its environment and
+ * capabilities, prints a fresh token valid for @life seconds.  @mode: "ok", "fail"
+ * (exit 3 with a message on stderr), "junk" (not JSON), "hang" (sleeps in a child).
+ */
+static char *helper(const char *name, const char *mode, int life)
+{
+	char *path = h_path("%s.sh", name);
+
+	cr_assert_eq(h_write_filef(path, 0700,
+		"#!/bin/sh\n"
+		"echo run >> %s.runs\n"
+		"env > %s.env\n"
+		"grep CapEff /proc/self/status > %s.caps\n"
+		"case %s in\n"
+		"fail) echo 'vault: permission denied for role app' >&2; exit 3 ;;\n"
+		"junk) echo 'this is not json' ;;\n"
+		"hang) sleep 60 & echo $! > %s.sleeper; wait ;;\n"
+		"*) n=$(wc -l < %s.runs); now=$(date +%%s)\n"
+		"   printf '{\"token\": \"exec-tok-%%s-%%s\", \"expires_at\": %%s}\\n' "
+		"\"$n\" \"$now\" $((now + %d)) ;;\n"
+		"esac\n",
+		h_path("%s", name), h_path("%s", name), h_path("%s", name), mode,
+		h_path("%s", name), h_path("%s", name), life), 0);
+	return path;
+}
+
+Test(sources, exec_helper_tokens_refresh_across_three_lifetimes)
+{
+	char *cmd = helper("h", "ok", 3), *out = NULL, *env, *caps, *cli;
+	const char *seen[64];
+	size_t nseen = 0;
+	struct world w;
+
+	world_start(&w, h_strf("{ type: exec, command: [%s, --role, app], timeout: 5s }", cmd),
+		    NULL);
+	out = get_until(&w, "/e0", 200, 5000);
+	cr_assert_eq(status_of(out), 200, "%s", out);
+	/* 10 s of requests: three lifetimes and more, never a 503, every token fresh */
+	for (int i = 0; i < 50; i++) {
+		char *path = h_strf("/e-%d", i);
+		const char *tok;
+		size_t k;
+
+		free(out);
+		out = get(&w, path);
+		cr_assert_eq(status_of(out), 200, "request %d: %s", i, out);
+		tok = upstream_token(&w, path, "Authorization", "Bearer ");
+		cr_expect(!strncmp(tok, "exec-tok-", 9), "not the helper's token");
+		for (k = 0; k < nseen && strcmp(seen[k], tok); k++)
+			;
+		if (k == nseen && nseen < 64)
+			seen[nseen++] = tok;
+		usleep(200 * 1000);
+	}
+	cr_expect_geq(nseen, 3, "only %zu tokens over 10 s of 3 s tokens", nseen);
+	/* the helper ran with nothing: no capabilities, only PATH and who it works for */
+	caps = h_read_file(h_path("h.caps"), NULL);
+	cr_expect(caps && strstr(caps, "0000000000000000"), "helper capabilities: %s", caps);
+	env = h_read_file(h_path("h.env"), NULL);
+	cr_assert(env);
+	cr_expect(strstr(env, "LANYARD_WORKLOAD=app\n"), "%s", env);
+	cr_expect(!strstr(env, "HOME=") && !strstr(env, "LANYARD_REQUIRE_BPF"), "%s", env);
+	cr_assert_eq(ly_cli(&w.d, &cli, "tokens", NULL), 0);
+	expect_never_shown(&w, seen, nseen, cli);
+	free(cli);
+	free(out);
+}
+
+Test(sources, exec_helper_failures_are_a_clear_503_and_recover)
+{
+	char *cmd = h_path("h.sh"), *out, *log;
+	struct world w;
+	pid_t sleeper;
+
+	helper("h", "fail", 60);
+	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 1s }", cmd), NULL);
+	out = get_until(&w, "/f", 503, 3000);
+	cr_expect_eq(status_of(out), 503, "%s", out);
+	cr_expect(strstr(out, "exited with status 3"), "%s", out);
+	cr_expect(!strstr(out, "permission denied"), "the helper's stderr went to the app");
+	free(out);
+	/* its stderr is in the daemon's log, for the operator */
+	cr_expect_eq(h_wait_file_contains(h_err_path(w.d.name), "vault: permission denied", 3000),
+		     0, "the helper's stderr is not in the daemon log");
+
+	helper("h", "junk", 60);
+	cr_expect_eq(h_wait_file_contains(w.d.audit, "not a JSON object", 8000), 0);
+	out = get(&w, "/junk");
+	cr_expect_eq(status_of(out), 503, "%s", out);
+	free(out);
+
+	helper("h", "hang", 60);
+	cr_expect_eq(h_wait_file_contains(w.d.audit, "did not finish within 1000 ms", 20000), 0);
+	log = h_read_file(h_path("h.sleeper"), NULL);
+	cr_assert(log);
+	sleeper = atoi(log);
+	/* the helper's whole process group was killed, its child too */
+	for (int i = 0; i < 20 && sleeper > 0 && kill(sleeper, 0) == 0; i++)
+		usleep(100 * 1000);
+	cr_expect(sleeper > 0 && kill(sleeper, 0) < 0, "the helper's child %d still runs",
+		  sleeper);
+
+	helper("h", "ok", 60);
+	out = get_until(&w, "/back", 200, 70000);
+	cr_expect_eq(status_of(out), 200, "no recovery: %s", out);
+	cr_expect(h_alive(w.d.pid));
+	free(out);
+	free(log);
+}
+
+/* --- revocation ------------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * An app hammering one keep-alive connection; `lanyard revoke` in the middle.  From the
+ * moment the revoke returns no request succeeds; the first refusal comes within 100 ms of
+ * asking; the app gets a 403 from lanyardd (or the connection closes, on_revoke: close);
+ * a new connection is refused by the kernel.
+ */
+static void revoke_while_busy(const char *extra, const char *what, const char *arg,
+			      int want_status)
+{
+	double t0, t1, first_refused = 0;
+	struct world w;
+	json_t *lines, *l;
+	char *out;
+	pid_t app;
+	size_t i;
+
+	world_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m }", extra);
+	app = ly_client_spawn("ka", w.cg, "keepalive.py", "--host", "127.0.0.1", "--port",
+			      h_strf("%d", w.up_port), "--interval", "0.002", "--duration", "4",
+			      NULL);
+	cr_assert_gt(app, 0);
+	cr_assert_geq(ly_jsonl_wait_count(h_out_path("ka"), "status", NULL, 20, 5000), 20);
+	if (!arg)	/* the route, as the policy writes it */
+		arg = h_strf("127.0.0.1:%d", w.up_port);
+	t0 = now_s();
+	cr_assert_eq(ly_cli(&w.d, &out, "revoke", what, arg, NULL), 0, "%s", out);
+	t1 = now_s();
+	free(out);
+	h_wait_exit(app, 10000);
+	lines = ly_jsonl_all(h_out_path("ka"), "i", NULL);
+	json_array_foreach(lines, i, l) {
+		double sent = json_real_value(json_object_get(l, "t0"));
+		double got = json_real_value(json_object_get(l, "t"));
+		json_int_t st = json_integer_value(json_object_get(l, "status"));
+
+		if (st == 200) {
+			cr_expect_lt(sent, t1, "a request sent %.1f ms after the revoke succeeded",
+				     (sent - t1) * 1e3);
+			continue;
+		}
+		if (!first_refused) {
+			first_refused = got;
+			cr_expect(want_status ? st == want_status :
+					      json_object_get(l, "error") != NULL,
+				  "the first refusal: status %lld", (long long)st);
+		}
+	}
+	cr_expect_gt(first_refused, 0, "no request was refused");
+	cr_expect_lt(first_refused - t0, 0.100, "revocation took %.1f ms",
+		     (first_refused - t0) * 1e3);
+	printf("revoke: control answered in %.1f ms, first refusal %.1f ms after asking\n",
+	       (t1 - t0) * 1e3, (first_refused - t0) * 1e3);
+	json_decref(lines);
+	if (!strcmp(what, "--workload")) {
+		/* the kernel refuses the workload's new connections */
+		cr_expect_neq(ly_curl(w.cg, &out, url(&w, "/new"), NULL), 0, "served: %s", out);
+		free(out);
+		cr_expect_eq(h_jsonl_count(w.up_log, "target", "/new"), 0);
+	}
+	l = h_jsonl_wait(w.d.audit, "event", "credential.revoke", 2000);
+	cr_expect(l, "no credential.revoke audited");
+	json_decref(l);
+}
+
+Test(sources, revoking_a_workload_refuses_the_next_request_within_100ms)
+{
+	revoke_while_busy(NULL, "--workload", "app", 403);
+}
+
+Test(sources, revoking_a_route_with_on_revoke_close_closes_open_connections)
+{
+	revoke_while_busy("        on_revoke: close\n", "--route", NULL, 0);
+}
+
+Test(sources, revoking_a_jti_never_injects_it_again)
+{
+	const char *first, *second;
+	json_t *claims;
+	struct world w;
+	char *out;
+
+	world_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m }", NULL);
+	out = get_until(&w, "/j1", 200, 5000);
+	free(out);
+	first = upstream_token(&w, "/j1", "Authorization", "Bearer ");
+	claims = ly_verify(&w.d, first, LY_AUD);
+	cr_assert(claims);
+	cr_assert_eq(ly_cli(&w.d, &out, "revoke", "--jti",
+			    json_string_value(json_object_get(claims, "jti")), NULL), 0, "%s", out);
+	json_decref(claims);
+	cr_expect(strstr(out, "1 credentials dropped"), "%s", out);
+	free(out);
+	out = get(&w, "/j2");
+	cr_expect_eq(status_of(out), 200, "%s", out);
+	second = upstream_token(&w, "/j2", "Authorization", "Bearer ");
+	cr_expect_str_neq(first, second, "the revoked token was injected again");
+	free(out);
+	cr_expect_neq(ly_cli(&w.d, &out, "revoke", "--jti", "no-such-jti", NULL), 0);
+	cr_expect(strstr(out, "no credential with that jti"), "%s", out);
+	free(out);
+}

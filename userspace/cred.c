@@ -307,7 +307,8 @@ static void slot_failed(struct cred_slot *s, const struct policy_route *r, int64
 		wait = s->backoff_s / 2 + (uint32_t)random() % (s->backoff_s / 2 + 1);
 	}
 	s->refresh_at = now + (wait ? wait : 1);
-	if (s->cur && now >= s->cur->exp) {
+	/* a static file that went away or became readable by others is not used any more */
+	if (s->cur && (now >= s->cur->exp || r->cred_type == POLICY_CRED_STATIC)) {
 		cred_free(s->cur);
 		s->cur = NULL;
 	}
@@ -385,10 +386,13 @@ static int slot_fetch(struct cred_issuer *ci, struct cred_slot *s,
 		fetch_job_free(j);
 		return -ENOMEM;
 	}
-	j->st_dev = s->st_dev;
-	j->st_ino = s->st_ino;
-	j->st_mtime_ns = s->st_mtime_ns;
-	j->st_ctime_ns = s->st_ctime_ns;
+	/* static: "unchanged" only means something while the slot holds what it read */
+	if (s->cur) {
+		j->st_dev = s->st_dev;
+		j->st_ino = s->st_ino;
+		j->st_mtime_ns = s->st_mtime_ns;
+		j->st_ctime_ns = s->st_ctime_ns;
+	}
 	j->mark = ci->mark;
 	j->owner = s;
 	s->job = j;

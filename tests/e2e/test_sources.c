@@ -166,6 +166,20 @@ Test(sources, static_file_is_injected_and_reread_when_it_changes)
 		usleep(100 * 1000);
 	}
 	cr_expect_eq(status_of(out), 200, "%s", out);
+	/* revoking it by fingerprint reads the file again (the same value: it did not change) */
+	e = token_entry(&w);
+	cr_assert_eq(ly_cli(&w.d, &cli, "revoke", "--jti",
+			    json_string_value(json_object_get(e, "fingerprint")), NULL), 0, "%s", cli);
+	json_decref(e);
+	free(cli);
+	free(out);
+	out = get_until(&w, "/s3", 200, 5000);
+	cr_expect_eq(status_of(out), 200, "not re-read after a revoke: %s", out);
+	/* made readable by others: it may have been copied, and is not used any more */
+	cr_assert_eq(chmod(file, 0644), 0);
+	free(out);
+	out = get_until(&w, "/s4", 503, 5000);
+	cr_expect_eq(status_of(out), 503, "a group-readable key is still injected: %s", out);
 	cr_assert_eq(ly_cli(&w.d, &cli, "tokens", NULL), 0);
 	expect_never_shown(&w, vals, 2, cli);
 	free(cli);

@@ -527,6 +527,33 @@ static int dup_str(struct pctx *c, const struct ynode *v, char **dst)
 	return 0;
 }
 
+/*
+ * v as one of the words of @names (NULL-terminated): its index in *out.  Else
+ * "\"v\" is not WHAT (a, b, c)".
+ */
+static int get_word(struct pctx *c, const struct ynode *v, const char *what,
+		    const char *const names[], int *out)
+{
+	char list[128] = "";
+	size_t off = 0;
+	const char *s;
+	int err = get_str(c, v, &s);
+
+	if (err)
+		return err;
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+					names[i]);
+		if (off >= sizeof(list))
+			off = sizeof(list) - 1;
+	}
+	return perr(c, v, "%s is not %s (%s)", qn(c, v), what, list);
+}
+
 static int is_digit(int ch)
 {
 	return ch >= '0' && ch <= '9';
@@ -1052,20 +1079,14 @@ static int parse_client_id(struct pctx *c, const struct ynode *v, void *obj)
 
 static int parse_auth(struct pctx *c, const struct ynode *v, void *obj)
 {
-	struct policy_route *r = obj;
-	const char *s;
-	int err = get_str(c, v, &s);
+	static const char *const names[] = { "private_key_jwt", "client_secret_basic", NULL };
+	static const enum policy_client_auth val[] = { POLICY_AUTH_PRIVATE_KEY_JWT,
+						       POLICY_AUTH_SECRET_BASIC };
+	int i, err = get_word(c, v, "a client authentication", names, &i);
 
-	if (err)
-		return err;
-	if (!strcmp(s, "private_key_jwt"))
-		r->src->auth = POLICY_AUTH_PRIVATE_KEY_JWT;
-	else if (!strcmp(s, "client_secret_basic"))
-		r->src->auth = POLICY_AUTH_SECRET_BASIC;
-	else
-		return perr(c, v, "%s is not a client authentication (private_key_jwt, "
-			    "client_secret_basic)", qn(c, v));
-	return 0;
+	if (!err)
+		((struct policy_route *)obj)->src->auth = val[i];
+	return err;
 }
 
 static int parse_secret_file(struct pctx *c, const struct ynode *v, void *obj)
@@ -1444,22 +1465,14 @@ static int parse_header(struct pctx *c, const struct ynode *v, void *obj)
 
 static int parse_tls(struct pctx *c, const struct ynode *v, void *obj)
 {
-	struct policy_route *r = obj;
-	const char *s;
-	int err = get_str(c, v, &s);
+	static const char *const names[] = { "intercept", "originate", "passthrough", NULL };
+	static const enum policy_tls_mode val[] = { POLICY_TLS_INTERCEPT, POLICY_TLS_ORIGINATE,
+						    POLICY_TLS_PASSTHROUGH };
+	int i, err = get_word(c, v, "a TLS mode", names, &i);
 
-	if (err)
-		return err;
-	if (!strcmp(s, "intercept"))
-		r->tls = POLICY_TLS_INTERCEPT;
-	else if (!strcmp(s, "originate"))
-		r->tls = POLICY_TLS_ORIGINATE;
-	else if (!strcmp(s, "passthrough"))
-		r->tls = POLICY_TLS_PASSTHROUGH;
-	else
-		return perr(c, v, "%s is not a TLS mode (intercept, originate, passthrough)",
-			    qn(c, v));
-	return 0;
+	if (!err)
+		((struct policy_route *)obj)->tls = val[i];
+	return err;
 }
 
 static int parse_upstream_port(struct pctx *c, const struct ynode *v, void *obj)
@@ -1560,19 +1573,13 @@ static int parse_sni(struct pctx *c, const struct ynode *v, void *obj)
 
 static int parse_on_revoke(struct pctx *c, const struct ynode *v, void *obj)
 {
-	struct policy_route *r = obj;
-	const char *s;
-	int err = get_str(c, v, &s);
+	static const char *const names[] = { "refuse", "close", NULL };
+	static const enum policy_on_revoke val[] = { POLICY_REVOKE_REFUSE, POLICY_REVOKE_CLOSE };
+	int i, err = get_word(c, v, "a revocation action", names, &i);
 
-	if (err)
-		return err;
-	if (!strcmp(s, "refuse"))
-		r->on_revoke = POLICY_REVOKE_REFUSE;
-	else if (!strcmp(s, "close"))
-		r->on_revoke = POLICY_REVOKE_CLOSE;
-	else
-		return perr(c, v, "%s is not a revocation action (refuse, close)", qn(c, v));
-	return 0;
+	if (!err)
+		((struct policy_route *)obj)->on_revoke = val[i];
+	return err;
 }
 
 static const struct field route_fields[] = {

@@ -46,25 +46,13 @@ static void world_start(struct world *w, const char *cred, const char *route_ext
 						w->up_port, cred, route_extra ? route_extra : "")));
 }
 
+#define get(w, path) ly_get_status((w)->cg, url((w), (path)))
+#define get_until(w, path, want, ms) ly_get_until((w)->cg, url((w), (path)), (want), (ms))
+#define status_of(out) ly_status_tail(out)
+
 static char *url(const struct world *w, const char *path)
 {
 	return h_strf("http://127.0.0.1:%d%s", w->up_port, path);
-}
-
-/* curl from the app's cgroup: "<body> <status>" (not inlined: gcc then sees &out escape) */
-static __attribute__((noinline)) char *get(const struct world *w, const char *path)
-{
-	char *out = NULL;
-
-	ly_curl(w->cg, &out, "-w", " %{http_code}", url(w, path), NULL);
-	return out;
-}
-
-static int status_of(const char *out)
-{
-	const char *sp = out ? strrchr(out, ' ') : NULL;
-
-	return sp ? atoi(sp + 1) : -1;
 }
 
 /* The credential the upstream got for @target, after @prefix in @header; asserts. */
@@ -80,21 +68,6 @@ static const char *upstream_token(const struct world *w, const char *target, con
 		  target);
 	json_decref(r);
 	return tok;
-}
-
-/* Poll GETs of @path until the status is @want (up to @timeout_ms); the last answer. */
-static char *get_until(const struct world *w, const char *path, int want, int timeout_ms)
-{
-	char *out = NULL;
-
-	for (int waited = 0; waited <= timeout_ms; waited += 100) {
-		free(out);
-		out = get(w, path);
-		if (status_of(out) == want)
-			break;
-		usleep(100 * 1000);
-	}
-	return out;
 }
 
 /* No value in @vals appears in the daemon's outputs, the audit log or @extra. */

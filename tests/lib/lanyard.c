@@ -413,6 +413,38 @@ json_t *ly_driver_get(struct ly_driver *dr, const char *path, int timeout_ms)
 	return r;
 }
 
+/* --- requests with their status ------------------------------------------------------------ */
+
+/* not inlined: gcc then loses track of &out escaping into ly_curl() and warns */
+__attribute__((noinline)) char *ly_get_status(const char *cgroup, const char *url)
+{
+	char *out = NULL;
+
+	ly_curl(cgroup, &out, "-w", " %{http_code}", url, NULL);
+	return out;
+}
+
+int ly_status_tail(const char *out)
+{
+	const char *sp = out ? strrchr(out, ' ') : NULL;
+
+	return sp ? atoi(sp + 1) : -1;
+}
+
+char *ly_get_until(const char *cgroup, const char *url, int want, int timeout_ms)
+{
+	char *out = NULL;
+
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		free(out);
+		out = ly_get_status(cgroup, url);
+		if (ly_status_tail(out) == want)
+			break;
+		usleep(100 * 1000);
+	}
+	return out;
+}
+
 /* --- credentials -------------------------------------------------------------------------- */
 
 const char *ly_req_token(const json_t *req, const char *header, const char *prefix)

@@ -84,6 +84,12 @@ bool ly_wait_enrolled(const struct ly_daemon *d, const char *workload, int timeo
 
 /* curl (LY_CURL + ARGS) in @cgroup (NULL: the test's own) as h_run, 15 s at most. */
 int ly_curl(const char *cgroup, char **out, const char *arg0, ...) __attribute__((sentinel));
+/* GET @url with curl from @cgroup: "<body> <status>" (malloc'd; the status is last). */
+char *ly_get_status(const char *cgroup, const char *url);
+/* The status at the end of what ly_get_status() returned; -1 if none. */
+int ly_status_tail(const char *out);
+/* ly_get_status() every 100 ms until the status is @want or @timeout_ms passed: the last. */
+char *ly_get_until(const char *cgroup, const char *url, int want, int timeout_ms);
 
 /* tests/clients/@script of the repository. */
 char *ly_client_path(const char *script);

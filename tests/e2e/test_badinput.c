@@ -47,14 +47,6 @@ static struct bad_case bad_cases[] = {
 	{ "trace", "TRACE /bad HTTP/1.1\r\n" H "\r\n", 405 },
 };
 
-static char *cr_strdup(const char *s)
-{
-	char *d = cr_malloc(strlen(s) + 1);
-
-	cr_assert(d);
-	return strcpy(d, s);
-}
-
 ParameterizedTestParameters(badinput, is_answered_by_lanyardd_alone)
 {
 	size_t i, n = sizeof(bad_cases) / sizeof(bad_cases[0]);
@@ -63,8 +55,8 @@ ParameterizedTestParameters(badinput, is_answered_by_lanyardd_alone)
 	cr_assert(p);
 	for (i = 0; i < n; i++) {
 		p[i] = bad_cases[i];
-		p[i].name = cr_strdup(bad_cases[i].name);
-		p[i].req = cr_strdup(bad_cases[i].req);
+		p[i].name = h_cr_strdup(bad_cases[i].name);
+		p[i].req = h_cr_strdup(bad_cases[i].req);
 	}
 	return cr_make_param_array(struct bad_case, p, n);
 }

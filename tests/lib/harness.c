@@ -643,6 +643,14 @@ char *h_path(const char *fmt, ...)
 	return p;
 }
 
+char *h_cr_strdup(const char *s)
+{
+	char *d = cr_malloc(strlen(s) + 1);
+
+	cr_assert(d);
+	return strcpy(d, s);
+}
+
 char *h_strf(const char *fmt, ...)
 {
 	va_list ap;

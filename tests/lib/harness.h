@@ -56,6 +56,9 @@ const char *h_tmpdir(void);
 char *h_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A formatted string owned by the harness (URLs, arguments). */
 char *h_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A copy in Criterion's shared memory: what a parameterized test's parameters point to
+ * (the test runs in another process, where this one's addresses mean nothing). */
+char *h_cr_strdup(const char *s);
 /* A file of the repository (tests/e2e/data/...), located from the test binary. */
 char *h_repo_path(const char *rel);
 /* A lanyard binary: build/bin/<name>, or $LANYARD_BIN_DIR/<name>. */

@@ -45,7 +45,8 @@ static int static_path(struct fetch_job *j, char *path, size_t cap)
 /* The file's content: one line, a trailing LF or CRLF dropped. */
 static int static_read(struct fetch_job *j, int fd, const char *path)
 {
-	struct secret *s = secret_new(FETCH_MAX_TOKEN + 2);
+	/* room for the longest value, CRLF, and one byte more to see that the file goes on */
+	struct secret *s = secret_new(FETCH_MAX_TOKEN + 3);
 	const char *bad;
 	size_t len = 0;
 	ssize_t n;
@@ -55,6 +56,11 @@ static int static_read(struct fetch_job *j, int fd, const char *path)
 	while (len < s->len && ((n = read(fd, s->buf + len, s->len - len)) > 0 ||
 				(n < 0 && errno == EINTR)))
 		len += n > 0 ? (size_t)n : 0;
+	if (len == s->len) {
+		secret_free(s);
+		return fetch_fail(j, -EINVAL, "static credential %s: the credential is longer "
+				  "than 8192 bytes", path);
+	}
 	if (len && s->buf[len - 1] == '\n')
 		len--;
 	if (len && s->buf[len - 1] == '\r')

@@ -1221,3 +1221,324 @@ ParameterizedTest(struct bad_case *c, policy, rejects_bad_modes_and_routes_on_ob
 {
 	expect_refused(c);
 }
+
+/* --- fetched credentials: oauth2, token_exchange, exec, static; on_revoke ----------------- */
+
+static const char fetched_yaml[] =
+	"trust_domain: example.org\n"
+	"workloads:\n"
+	"  - name: billing\n"
+	"    match: { cgroup: /system.slice/billing.service }\n"
+	"    routes:\n"
+	"      - to: 10.0.0.1:443\n"
+	"        credential:\n"
+	"          type: oauth2\n"
+	"          token_url: https://idp.example.org/oauth2/token\n"
+	"          client_id: lanyard-billing\n"
+	"          scope: \"payments.read payments.write\"\n"
+	"          resource: https://api.example.org/\n"
+	"          audience: payments\n"
+	"      - to: 10.0.0.2:443\n"
+	"        credential: { type: oauth2, token_url: \"https://idp.example.org:8443/t?x=1\",\n"
+	"                      client_id: c2, auth: client_secret_basic,\n"
+	"                      client_secret_file: /etc/lanyard/idp.secret,\n"
+	"                      ca_file: /etc/lanyard/idp-ca.pem, timeout: 30s, ttl: 10m }\n"
+	"      - to: 10.0.0.3:443\n"
+	"        credential: { type: token_exchange, token_url: https://sts.example.org/token }\n"
+	"        on_revoke: close\n"
+	"      - to: 10.0.0.4:443\n"
+	"        credential: { type: token_exchange, token_url: https://sts.example.org/token,\n"
+	"                      client_id: lanyard, subject_audience: sts, audience: reports }\n"
+	"        on_revoke: refuse\n"
+	"      - to: 10.0.0.5:443\n"
+	"        credential:\n"
+	"          type: exec\n"
+	"          command: [/usr/local/bin/vault-helper, --role, \"billing reader\"]\n"
+	"          timeout: 5m\n"
+	"          audience: vault\n"
+	"      - to: 10.0.0.6:443\n"
+	"        credential: { type: static, file: /etc/lanyard/api.key, max_age: 90d }\n"
+	"        header: \"X-Api-Key: {token}\"\n"
+	"      - to: 10.0.0.7:443\n"
+	"        credential: { type: static, systemd_credential: api-key }\n"
+	"      - to: 10.0.0.8:443\n"
+	"        credential: { type: jwt, audience: a }\n";
+
+Test(policy, parses_each_fetched_credential_type_with_its_defaults)
+{
+	struct policy *p = parse_ok(fetched_yaml);
+	const struct policy_route *r;
+	const struct policy_source *s;
+
+	cr_assert_eq(p->workloads[0].nroutes, 8);
+
+	/* oauth2: private_key_jwt unless told otherwise; timeout and ttl defaults */
+	r = &p->workloads[0].routes[0];
+	s = r->src;
+	cr_expect_eq(r->cred_type, POLICY_CRED_OAUTH2);
+	cr_expect_str_eq(policy_cred_type_name(r->cred_type), "oauth2");
+	cr_assert_not_null(s);
+	cr_expect_eq(s->refs, 1);
+	cr_expect_str_eq(s->token_url, "https://idp.example.org/oauth2/token");
+	cr_expect_str_eq(s->client_id, "lanyard-billing");
+	cr_expect_eq(s->auth, POLICY_AUTH_PRIVATE_KEY_JWT);
+	cr_expect_null(s->client_secret_file);
+	cr_expect_str_eq(s->scope, "payments.read payments.write");
+	cr_expect_str_eq(s->resource, "https://api.example.org/");
+	cr_expect_str_eq(r->audience, "payments");
+	cr_expect_null(s->subject_audience);
+	cr_expect_null(s->ca_file);
+	cr_expect_null(s->argv);
+	cr_expect_eq(s->timeout_ms, POLICY_DEFAULT_FETCH_TIMEOUT_MS);
+	cr_expect_eq(r->ttl_s, POLICY_DEFAULT_TTL_S, "the lifetime when the source says none");
+	cr_expect_eq(r->on_revoke, POLICY_REVOKE_REFUSE, "refuse is the default");
+	cr_expect_str_eq(r->header_name, "Authorization");
+	cr_expect_str_eq(r->header_prefix, "Bearer ");
+	cr_expect_str_eq(r->header_suffix, "");
+
+	/* oauth2 with a client secret */
+	r = &p->workloads[0].routes[1];
+	s = r->src;
+	cr_assert_not_null(s);
+	cr_expect_str_eq(s->token_url, "https://idp.example.org:8443/t?x=1");
+	cr_expect_eq(s->auth, POLICY_AUTH_SECRET_BASIC);
+	cr_expect_str_eq(s->client_secret_file, "/etc/lanyard/idp.secret");
+	cr_expect_str_eq(s->ca_file, "/etc/lanyard/idp-ca.pem");
+	cr_expect_eq(s->timeout_ms, 30000);
+	cr_expect_eq(r->ttl_s, 600);
+	cr_expect_null(r->audience);
+	cr_expect_null(s->scope);
+
+	/* token_exchange without a client: no client authentication, subject aud = token_url */
+	r = &p->workloads[0].routes[2];
+	s = r->src;
+	cr_expect_eq(r->cred_type, POLICY_CRED_TOKEN_EXCHANGE);
+	cr_expect_str_eq(policy_cred_type_name(r->cred_type), "token_exchange");
+	cr_assert_not_null(s);
+	cr_expect_null(s->client_id);
+	cr_expect_eq(s->auth, POLICY_AUTH_NONE);
+	cr_expect_str_eq(s->subject_audience, "https://sts.example.org/token");
+	cr_expect_neq(s->subject_audience, s->token_url, "a copy, freed on its own");
+	cr_expect_eq(r->on_revoke, POLICY_REVOKE_CLOSE);
+
+	/* token_exchange naming a client */
+	r = &p->workloads[0].routes[3];
+	s = r->src;
+	cr_assert_not_null(s);
+	cr_expect_str_eq(s->client_id, "lanyard");
+	cr_expect_eq(s->auth, POLICY_AUTH_PRIVATE_KEY_JWT);
+	cr_expect_str_eq(s->subject_audience, "sts");
+	cr_expect_str_eq(r->audience, "reports");
+	cr_expect_eq(r->on_revoke, POLICY_REVOKE_REFUSE);
+
+	/* exec */
+	r = &p->workloads[0].routes[4];
+	s = r->src;
+	cr_expect_eq(r->cred_type, POLICY_CRED_EXEC);
+	cr_expect_str_eq(policy_cred_type_name(r->cred_type), "exec");
+	cr_assert_not_null(s);
+	cr_assert_eq(s->argc, 3);
+	cr_expect_str_eq(s->argv[0], "/usr/local/bin/vault-helper");
+	cr_expect_str_eq(s->argv[1], "--role");
+	cr_expect_str_eq(s->argv[2], "billing reader");
+	cr_expect_null(s->argv[3], "argv is NULL-terminated");
+	cr_expect_eq(s->timeout_ms, 300000);
+	cr_expect_str_eq(r->audience, "vault");
+	cr_expect_null(s->token_url);
+
+	/* static: a file, or a systemd credential */
+	r = &p->workloads[0].routes[5];
+	s = r->src;
+	cr_expect_eq(r->cred_type, POLICY_CRED_STATIC);
+	cr_expect_str_eq(policy_cred_type_name(r->cred_type), "static");
+	cr_assert_not_null(s);
+	cr_expect_str_eq(s->file, "/etc/lanyard/api.key");
+	cr_expect_null(s->systemd_credential);
+	cr_expect_eq(s->max_age_s, 90 * 86400);
+	cr_expect_str_eq(r->header_name, "X-Api-Key");
+	cr_expect_str_eq(r->header_prefix, "");
+	r = &p->workloads[0].routes[6];
+	s = r->src;
+	cr_assert_not_null(s);
+	cr_expect_null(s->file);
+	cr_expect_str_eq(s->systemd_credential, "api-key");
+	cr_expect_eq(s->max_age_s, 0, "no max_age: never warned");
+
+	/* jwt keeps no source */
+	r = &p->workloads[0].routes[7];
+	cr_expect_eq(r->cred_type, POLICY_CRED_JWT);
+	cr_expect_null(r->src);
+	cr_expect_eq(r->on_revoke, POLICY_REVOKE_REFUSE);
+	policy_free(p);
+}
+
+Test(policy, a_source_outlives_its_policy_while_a_fetch_holds_it)
+{
+	struct policy *p = parse_ok(fetched_yaml);
+	struct policy_source *s = policy_source_get(p->workloads[0].routes[4].src);
+
+	cr_expect_eq(s->refs, 2);
+	policy_free(p);
+	/* ASan: a use after free here if policy_free() dropped the source */
+	cr_expect_eq(s->refs, 1);
+	cr_expect_str_eq(s->argv[0], "/usr/local/bin/vault-helper");
+	policy_source_put(s);
+	policy_source_put(NULL);
+	cr_expect_null(policy_source_get(NULL));
+}
+
+Test(policy, names_every_credential_type)
+{
+	cr_expect_str_eq(policy_cred_type_name(POLICY_CRED_JWT), "jwt");
+	cr_expect_str_eq(policy_cred_type_name(POLICY_CRED_X509), "x509");
+	cr_expect_str_eq(policy_cred_type_name((enum policy_cred_type)99), "?");
+	cr_expect(!policy_cred_fetched(POLICY_CRED_JWT) && !policy_cred_fetched(POLICY_CRED_X509));
+	cr_expect(policy_cred_fetched(POLICY_CRED_OAUTH2) &&
+		  policy_cred_fetched(POLICY_CRED_TOKEN_EXCHANGE) &&
+		  policy_cred_fetched(POLICY_CRED_EXEC) && policy_cred_fetched(POLICY_CRED_STATIC));
+}
+
+/* a credential on line 7 whose first key is at column 23 (the `{` at column 21) */
+#define FCRED(x)	"        credential: { " x " }\n"
+
+ParameterizedTestParameters(policy, rejects_malformed_fetched_credentials)
+{
+	static struct bad_case cases[] = {
+		/* MALFORMED: token_url */
+		{ HEAD WL RT FCRED("type: oauth2, token_url: http://idp.example.org/token, "
+				   "client_id: c"), 7, 48,
+		  "credential.token_url: \"http://idp.example.org/token\" is not an https:// URL "
+		  "(a token endpoint is only called over verified TLS)" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: \"https://user@idp.example.org/to"
+				   "ken\", client_id: c"), 7, 48,
+		  "credential.token_url: \"https://user@idp.example.org/token\" is not a token "
+		  "endpoint URL (https://host[:port]/path, no user info, no fragment)" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: \"https://idp.example.org/token#f"
+				   "rag\", client_id: c"), 7, 48,
+		  "no user info, no fragment" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https:///token, client_id: c"), 7, 48,
+		  "is not a token endpoint URL" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: HTTPS://idp.example.org/token, "
+				   "client_id: c"), 7, 48,
+		  "is not an https:// URL" },
+		/* MALFORMED: required keys and client authentication */
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://idp.example.org/token"), 7, 21,
+		  "routes[0].credential: missing required key \"client_id\" in credential (type "
+		  "oauth2)" },
+		{ HEAD WL RT FCRED("type: oauth2, client_id: c"), 7, 21,
+		  "missing required key \"token_url\" in credential (type oauth2)" },
+		{ HEAD WL RT FCRED("type: token_exchange, client_id: c"), 7, 21,
+		  "missing required key \"token_url\" in credential (type token_exchange)" },
+		{ HEAD WL RT FCRED("type: token_exchange, token_url: https://i/t, auth: "
+				   "private_key_jwt"), 7, 21,
+		  "routes[0].credential: client authentication needs a client_id" },
+		{ HEAD WL RT FCRED("type: token_exchange, token_url: https://i/t, auth: "
+				   "client_secret_basic, client_secret_file: /s"), 7, 21,
+		  "client authentication needs a client_id" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, "
+				   "client_secret_file: /etc/lanyard/s"), 7, 95,
+		  "routes[0].credential.client_secret_file: client_secret_file is only used with "
+		  "auth: client_secret_basic" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, auth: "
+				   "private_key_jwt, client_secret_file: /s"), 7, 118,
+		  "client_secret_file is only used with auth: client_secret_basic" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, auth: "
+				   "client_secret_basic"), 7, 21,
+		  "routes[0].credential: auth: client_secret_basic needs client_secret_file" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, auth: "
+				   "client_secret_basic, client_secret_file: s"), 7, 122,
+		  "credential.client_secret_file: \"s\" is not an absolute path" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, auth: "
+				   "none"), 7, 81,
+		  "credential.auth: \"none\" is not a client authentication (private_key_jwt, "
+		  "client_secret_basic)" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: \"\""), 7, 72,
+		  "credential.client_id: must not be empty" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, "
+				   "scope: \"\""), 7, 82,
+		  "credential.scope: must not be empty" },
+		{ HEAD WL RT FCRED("type: vault"), 7, 29,
+		  "credential.type: \"vault\" is not supported (supported: jwt, x509, oauth2, "
+		  "token_exchange, exec, static)" },
+		/* MALFORMED: exec */
+		{ HEAD WL RT FCRED("type: exec, command: [helper, --role, x]"), 7, 45,
+		  "routes[0].credential.command[0]: \"helper\" is not an absolute path" },
+		{ HEAD WL RT FCRED("type: exec, command: []"), 7, 44,
+		  "routes[0].credential.command: expected a non-empty list: [/path/to/helper, "
+		  "arg, ...]" },
+		{ HEAD WL RT FCRED("type: exec, command: /usr/bin/helper"), 7, 44,
+		  "credential.command: expected a non-empty list" },
+		{ HEAD WL RT FCRED("type: exec"), 7, 21,
+		  "missing required key \"command\" in credential (type exec)" },
+		{ HEAD WL RT FCRED("type: exec, command: [/bin/x], timeout: 0"), 7, 63,
+		  "credential.timeout: \"0\" is not a duration in 1s..5m" },
+		{ HEAD WL RT FCRED("type: exec, command: [/bin/x], timeout: 301s"), 7, 63,
+		  "credential.timeout: \"301s\" is not a duration in 1s..5m" },
+		{ HEAD WL RT FCRED("type: exec, command: [/bin/x], timeout: soon"), 7, 63,
+		  "\"soon\" is not a duration in 1s..5m" },
+		/* MALFORMED: static */
+		{ HEAD WL RT FCRED("type: static, file: /etc/k, systemd_credential: k"), 7, 21,
+		  "routes[0].credential: a static credential needs exactly one of file, "
+		  "systemd_credential" },
+		{ HEAD WL RT FCRED("type: static"), 7, 21,
+		  "a static credential needs exactly one of file, systemd_credential" },
+		{ HEAD WL RT FCRED("type: static, file: etc/k"), 7, 43,
+		  "credential.file: \"etc/k\" is not an absolute path" },
+		{ HEAD WL RT FCRED("type: static, systemd_credential: a/b"), 7, 57,
+		  "credential.systemd_credential: \"a/b\" is not a credential name (one file "
+		  "name under $CREDENTIALS_DIRECTORY)" },
+		{ HEAD WL RT FCRED("type: static, systemd_credential: .."), 7, 57,
+		  "\"..\" is not a credential name" },
+		{ HEAD WL RT FCRED("type: static, systemd_credential: \"\""), 7, 57,
+		  "is not a credential name" },
+		{ HEAD WL RT FCRED("type: static, file: /k, max_age: 0"), 7, 56,
+		  "credential.max_age: \"0\" is not a duration (e.g. 12h, 90d)" },
+		{ HEAD WL RT FCRED("type: static, file: /k, max_age: forever"), 7, 56,
+		  "\"forever\" is not a duration" },
+		/* MALFORMED: a key of another type */
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, "
+				   "command: [/bin/x]"), 7, 84,
+		  "routes[0].credential.command: \"command\" is not used by type oauth2" },
+		{ HEAD WL RT FCRED("type: exec, command: [/bin/x], token_url: https://i/t"), 7, 65,
+		  "credential.token_url: \"token_url\" is not used by type exec" },
+		{ HEAD WL RT FCRED("type: static, file: /k, ttl: 5m"), 7, 52,
+		  "credential.ttl: \"ttl\" is not used by type static" },
+		{ HEAD WL RT FCRED("type: static, file: /k, audience: a"), 7, 57,
+		  "\"audience\" is not used by type static" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, "
+				   "subject_audience: s"), 7, 93,
+		  "\"subject_audience\" is not used by type oauth2" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, mtls: "
+				   "true"), 7, 81,
+		  "\"mtls\" is not used by type oauth2" },
+		{ HEAD WL RT FCRED("type: oauth2, token_url: https://i/t, client_id: c, "
+				   "max_age: 1d"), 7, 84,
+		  "\"max_age\" is not used by type oauth2" },
+		{ HEAD WL RT FCRED("type: jwt, audience: a, token_url: https://i/t"), 7, 58,
+		  "\"token_url\" is not used by type jwt" },
+		{ HEAD WL RT FCRED("type: jwt, audience: a, command: [/bin/x]"), 7, 56,
+		  "\"command\" is not used by type jwt" },
+		/* MALFORMED: on_revoke */
+		{ HEAD WL RT FCRED("type: exec, command: [/bin/x]")
+		  "        on_revoke: maybe\n", 8, 20,
+		  "routes[0].on_revoke: \"maybe\" is not a revocation action (refuse, close)" },
+		{ HEAD WL RT CRED("") "        on_revoke: Close\n", 8, 20,
+		  "\"Close\" is not a revocation action" },
+		{ HEAD WL RT CRED("") "        on_revoke: [close]\n", 8, 20,
+		  "routes[0].on_revoke: expected a string, got a list" },
+	};
+	struct bad_case *p = cr_malloc(sizeof(cases));
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		p[i] = cases[i];
+		p[i].yaml = cr_strdup(cases[i].yaml);
+		p[i].msg = cr_strdup(cases[i].msg);
+	}
+	return cr_make_param_array(struct bad_case, p, ARRAY_SIZE(cases));
+}
+
+ParameterizedTest(struct bad_case *c, policy, rejects_malformed_fetched_credentials)
+{
+	expect_refused(c);
+}

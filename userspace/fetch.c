@@ -355,31 +355,65 @@ out:
 	return err;
 }
 
-/* "2026-11-23T10:00:00Z" (RFC 3339, UTC or an offset) as unix seconds; -1 if not one */
+/* n digits at s as a number, or -1 */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/*
+ * An RFC 3339 date-time (5.6: "2026-11-23T10:00:00Z", fractions, "+02:00") as unix
+ * seconds; -1 if it is not exactly one.  Fields are checked, never normalised: a
+ * 30 February is refused, not taken for 2 March.
+ */
 static int64_t rfc3339(const char *s)
 {
-	struct tm tm = { 0 };
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	int64_t t, off = 0;
-	int hh, mm;
+	struct tm tm = { 0 }, chk;
+	int off = 0, oh, om;
+	const char *p = s + 19;
+	int64_t t;
 
-	if (!p)
+	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':')
 		return -1;
-	if (*p == '.')
-		p += 1 + strspn(p + 1, "0123456789");
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2 &&
-		   strlen(p) == 6) {
-		off = (hh * 3600 + mm * 60) * (*p == '-' ? -1 : 1);
-		p += 6;
+	tm.tm_year = digits(s, 4) - 1900;
+	tm.tm_mon = digits(s + 5, 2) - 1;
+	tm.tm_mday = digits(s + 8, 2);
+	tm.tm_hour = digits(s + 11, 2);
+	tm.tm_min = digits(s + 14, 2);
+	tm.tm_sec = digits(s + 17, 2);
+	if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
+	    tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 ||
+	    tm.tm_sec < 0 || tm.tm_sec > 59)
+		return -1;
+	if (*p == '.') {
+		size_t n = strspn(p + 1, "0123456789");
+
+		if (!n)
+			return -1;
+		p += 1 + n;
+	}
+	if ((*p == 'Z' || *p == 'z') && !p[1]) {
+		off = 0;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+		   (oh = digits(p + 1, 2)) >= 0 && oh <= 23 && (om = digits(p + 4, 2)) >= 0 &&
+		   om <= 59) {
+		off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
 	} else {
 		return -1;
 	}
-	if (*p)
+	chk = tm;
+	t = timegm(&chk);
+	if (t < 0 || chk.tm_mday != tm.tm_mday || chk.tm_mon != tm.tm_mon)
 		return -1;
-	t = timegm(&tm);
-	return t < 0 ? -1 : t - off;
+	return t - off;
 }
 
 int fetch_parse_exec_output(const char *out, size_t len, struct secret **token,

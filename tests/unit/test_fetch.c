@@ -328,10 +328,10 @@ Test(token_response, an_error_code_with_odd_characters_is_left_out)
 		cr_expect_str_eq(r.why, "token endpoint answered 400", "%s", bodies[i]);
 	}
 	/* 64 characters is the longest code kept */
-	parse_tr(400, "{\"error\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
-		 &r);
-	cr_expect_str_eq(r.why, "token endpoint answered 400: "
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+#define CODE64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	parse_tr(400, "{\"error\":\"" CODE64 "\"}", &r);
+	cr_expect_str_eq(r.why, "token endpoint answered 400: " CODE64);
+#undef CODE64
 }
 
 Test(token_response, a_server_error_with_a_page_is_named_by_status)
@@ -456,6 +456,32 @@ Test(exec_output, refuses_times_that_are_not_unix_seconds_or_rfc3339)
 		snprintf(out, sizeof(out), "{\"token\":\"SECRETTOKEN\",\"expires_at\":%s}", bad[i]);
 		expect_eo_refused(out, "expires_at is neither unix seconds nor an RFC 3339 time",
 				  "SECRETTOKEN");
+	}
+}
+
+/*
+ * Near misses that a lenient parser (strptime, sscanf's %2d, timegm's normalising) would
+ * turn into some expiry: an offset minute of 99, "+-1:00", "+ 2:00", a dot without
+ * digits, February 30, a leading space, one-digit fields.  None is an RFC 3339
+ * date-time (5.6, 5.7).
+ */
+Test(exec_output, refuses_near_miss_rfc3339_times)
+{
+	static const char *const bad[] = {
+		"2030-01-02T03:04:05+02:99",
+		"2030-01-02T03:04:05+-1:00",
+		"2030-01-02T03:04:05+ 2:00",
+		"2030-01-02T03:04:05.Z",
+		"2030-02-30T03:04:05Z",
+		" 2030-01-02T03:04:05Z",
+		"2030-1-2T3:4:5Z",
+	};
+	char out[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(out, sizeof(out), "{\"token\":\"abc\",\"expires_at\":\"%s\"}", bad[i]);
+		expect_eo_refused(out, "expires_at is neither unix seconds nor an RFC 3339 time",
+				  NULL);
 	}
 }
 
@@ -1016,6 +1042,24 @@ Test(exec_src, a_helper_past_its_timeout_is_killed_with_its_children)
 	free(script);
 	free(child_path);
 	free(pgid_path);
+}
+
+/* a helper that floods a pipe is still killed at its deadline: reading never starves it */
+Test(exec_src, a_helper_flooding_stdout_or_stderr_is_killed_at_its_timeout)
+{
+	static const char *const scripts[] = { "cat /dev/zero", "cat /dev/zero >&2", "yes" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(scripts); i++) {
+		uint64_t t0 = mono_ms(), took;
+		struct fetch_job *j = run_sh(scripts[i], 300);
+
+		took = mono_ms() - t0;
+		cr_expect_eq(j->err, -ETIMEDOUT, "%s: %s", scripts[i], j->why);
+		cr_expect_null(j->token);
+		cr_expect_lt(took, 1500, "%s: gave up after %llu ms", scripts[i],
+			     (unsigned long long)took);
+		fetch_job_free(j);
+	}
 }
 
 Test(exec_src, output_is_limited_to_64_kib)

@@ -5,8 +5,10 @@
 # `make bench`: the same wrk load from an enrolled cgroup against the upstream directly,
 # through lanyardd (a fresh JWT per request), through nginx and through HAProxy (a static
 # header of the same size); the same over HTTPS (lanyardd intercept vs nginx terminating and
-# re-encrypting), TLS handshake rate and first-request latency for new names; then connect()
-# cost, JWT mint rate and the cost of the TLS uprobes per SSL_write.  Ratios, not absolutes.
+# re-encrypting), TLS handshake rate and first-request latency for new names; a jwt route
+# against an oauth2 route (a token from an identity provider) and the issuance latency of
+# each credential source; then connect() cost, JWT mint rate and the cost of the TLS uprobes
+# per SSL_write.  Ratios, not absolutes.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,22 +36,31 @@ UPROBE=${BENCH_UPROBE:-1}
 UPROBE_WRITES=${BENCH_UPROBE_WRITES:-100000}
 UPROBE_HEADS=${BENCH_UPROBE_HEADS:-20000}
 UPROBE_ROUNDS=${BENCH_UPROBE_ROUNDS:-5}
+SOURCES=${BENCH_SOURCES:-1}
+ISSUES=${BENCH_ISSUES:-20}
+IDP_PORT=${BENCH_IDP_PORT:-18090}
+IDP_CTL_PORT=$((IDP_PORT + 1))
 TLS_NAME=api.bench.lanyard # the upstream's name; its certificate also has *.bench.lanyard
 TLS_ROUTE=127.0.0.2:$TLS_PORT # intercept, server_name $TLS_NAME: wrk sends no SNI to an IP
 FRESH_ROUTE=127.0.0.3:$TLS_PORT # intercept, any SNI: a new name mints a new leaf
 ISSUER=http://127.0.0.1:$ADMIN_PORT
 # direct and lanyard reach the same upstream from the same cgroup: only 127.0.0.2 is routed
 ROUTE=127.0.0.2:$UP_PORT
+OAUTH_ROUTE=127.0.0.4:$UP_PORT # the same upstream again, behind an oauth2 credential
+STATIC_ROUTE=127.0.0.5:$UP_PORT # and behind a static one as long as the JWT
+TOKEN_URL=https://localhost:$IDP_PORT/token
 CG_TOP=/lanyard-bench-$$
 CG=$CG_TOP/client   # enrolled; wrk runs here for every target
 CG_PLAIN=$CG_TOP/plain # not enrolled; for the connect() micro-benchmark
 CG_OBS=$CG_TOP/observed # mode: observe; for the uprobe benchmark
+CG_SRC=$CG_TOP/sources # the workload whose credentials the issuance runs revoke (no traffic)
 PIN_DIR=/sys/fs/bpf/lanyard-bench-$$
 TARGETS=(direct lanyard nginx haproxy)
 TLS_TARGETS=(direct-tls lanyard-tls nginx-tls)
 
 T='' CG_MNT='' UP_PID='' LD_PID='' NG_PID='' HA_PID='' PROBE_PID='' STATS_OLD=''
-UPT_PID='' NGT_PID=''
+UPT_PID='' NGT_PID='' IDP_PID=''
+COUNTS='' # where run_wrk appends lanyardd's counters around a lanyard run
 
 # colours only on a terminal
 B='' R='' N=''
@@ -86,6 +97,7 @@ cleanup() {
 	stop "$UP_PID"
 	stop "$UPT_PID"
 	stop "$LD_PID" # --ephemeral: detaches and unpins on SIGTERM
+	stop "$IDP_PID"
 	[ -z "$STATS_OLD" ] || sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
 	if [ -d "$PIN_DIR" ]; then
 		"$BIN/lanyardd" --detach --pin-dir "$PIN_DIR" >/dev/null 2>&1
@@ -93,12 +105,13 @@ cleanup() {
 	fi
 	if [ -n "$CG_MNT" ] && [ -d "$CG_MNT$CG_TOP" ]; then
 		# anything still in our cgroups was started by this script (wrk, a helper)
-		for cg in "$CG" "$CG_PLAIN" "$CG_OBS"; do
+		for cg in "$CG" "$CG_PLAIN" "$CG_OBS" "$CG_SRC"; do
 			[ -f "$CG_MNT$cg/cgroup.procs" ] || continue
 			while read -r pid; do kill -KILL "$pid"; done <"$CG_MNT$cg/cgroup.procs"
 		done
 		sleep 0.2
-		rmdir "$CG_MNT$CG" "$CG_MNT$CG_PLAIN" "$CG_MNT$CG_OBS" "$CG_MNT$CG_TOP" 2>/dev/null
+		rmdir "$CG_MNT$CG" "$CG_MNT$CG_PLAIN" "$CG_MNT$CG_OBS" "$CG_MNT$CG_SRC" \
+			"$CG_MNT$CG_TOP" 2>/dev/null
 	fi
 	[ -n "$T" ] && rm -rf "$T"
 	exit "$rc"
@@ -138,7 +151,9 @@ fill() {
 url_of() {
 	case $1 in
 	direct) echo "http://127.0.0.1:$UP_PORT/bench" ;;
-	lanyard) echo "http://$ROUTE/bench" ;;
+	lanyard | lanyard-jwt) echo "http://$ROUTE/bench" ;;
+	lanyard-oauth2) echo "http://$OAUTH_ROUTE/bench" ;;
+	lanyard-static) echo "http://$STATIC_ROUTE/bench" ;;
 	nginx) echo "http://127.0.0.1:$NGINX_PORT/bench" ;;
 	haproxy) echo "http://127.0.0.1:$HAPROXY_PORT/bench" ;;
 	direct-tls) echo "https://direct.bench.lanyard:$TLS_PORT/bench" ;;
@@ -148,10 +163,11 @@ url_of() {
 }
 
 # run_wrk TARGET SECONDS OUT: one wrk run from the enrolled cgroup; lanyardd's counters
-# are read around the lanyard runs to check that every request got a credential
+# are read around the lanyard runs, into $COUNTS, to check that every request got a credential
 run_wrk() {
-	local bi br ai ar ns=()
-	[ "${1%-tls}" != lanyard ] || read -r bi br <<<"$(counters)"
+	local bi br ai ar ns=() through=0
+	case $1 in lanyard*) through=1 ;; esac
+	[ "$through" = 0 ] || read -r bi br <<<"$(counters)"
 	# wrk sends the URL's host as SNI, an IP literal too (which RFC 6066 3 forbids and
 	# lanyardd refuses): the HTTPS runs use names, which $T/hosts resolves for wrk alone
 	if [ "${1%-tls}" != "$1" ]; then
@@ -162,10 +178,28 @@ run_wrk() {
 		-s tools/bench/report.lua "$(url_of "$1")" >"$3" 2>&1 ||
 		die "wrk against $1 failed: $(tail -n 3 "$3")"
 	grep -q '^WRK_RESULT' "$3" || die "wrk against $1 printed no result: $(tail -n 3 "$3")"
-	if [ "${1%-tls}" = lanyard ]; then
+	if [ "$through" = 1 ]; then
 		read -r ai ar <<<"$(counters)"
 		echo "$((ai - bi)) $((ar - br))" \
-			"$(sed -n 's/^WRK_RESULT requests=\([0-9]*\).*/\1/p' "$3")" >>"$T/lanyard-counts"
+			"$(sed -n 's/^WRK_RESULT requests=\([0-9]*\).*/\1/p' "$3")" >>"$COUNTS"
+	fi
+}
+
+# check_injected WHAT: every request wrk completed through lanyard in the runs of $COUNTS
+# carried a credential (WHAT names them)
+check_injected() {
+	local inj req wrk nruns
+	read -r inj req wrk <<<"$(awk '{ i += $1; r += $2; w += $3 } END { print i, r, w }' \
+		"$COUNTS")"
+	nruns=$(wc -l <"$COUNTS")
+	say "  credentials: lanyardd injected $inj $1 into $req requests; wrk completed $wrk"
+	say "  (wrk does not count the requests in flight when it stops: up to $CONN per run," \
+		"$nruns runs)"
+	if [ "$inj" -eq "$req" ] && [ "$inj" -ge "$wrk" ] &&
+		[ $((inj - wrk)) -le $((CONN * nruns)) ]; then
+		say "  ok: every request through lanyard carried a credential"
+	else
+		die "lanyard's injected counter does not match the requests"
 	fi
 }
 
@@ -188,6 +222,19 @@ make_certs() {
 			-out "$d/server.crt" 2>"$d/err"
 }
 
+# make_idp_cert: the identity provider's certificate (localhost, 127.0.0.1) from the bench CA
+make_idp_cert() {
+	local d=$T/tls ossl=/usr/bin/openssl
+	[ -s "$d/ca.crt" ] || make_certs || return 1
+	printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" basicConstraints=critical,CA:FALSE \
+		keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth >"$d/idp.ext"
+	"$ossl" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/idp.key" -out "$d/idp.csr" -subj "/CN=localhost" 2>"$d/err" &&
+		"$ossl" x509 -req -in "$d/idp.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -days 2 \
+			-set_serial "0x1$("$ossl" rand -hex 15)" -extfile "$d/idp.ext" \
+			-out "$d/idp.crt" 2>"$d/err"
+}
+
 # --- preconditions -------------------------------------------------------------------------
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo make bench): lanyardd loads bpf programs"
@@ -200,10 +247,11 @@ for c in wrk /usr/sbin/nginx /usr/sbin/haproxy "$PY"; do
 done
 PORTS=("$LISTEN_PORT" "$ADMIN_PORT" "$UP_PORT" "$NGINX_PORT" "$HAPROXY_PORT")
 [ "$TLS" != 1 ] || PORTS+=("$TLS_PORT" "$NGINX_TLS_PORT")
+[ "$SOURCES" != 1 ] || PORTS+=("$IDP_PORT" "$IDP_CTL_PORT")
 for p in "${PORTS[@]}"; do
 	port_busy "$p" && die "port $p is in use (ss -ltnp 'sport = :$p'); free it or set" \
 		"BENCH_LISTEN_PORT / BENCH_ADMIN_PORT / BENCH_UPSTREAM_PORT (+1 nginx, +2 haproxy)" \
-		"/ BENCH_TLS_PORT (+1 nginx)"
+		"/ BENCH_TLS_PORT (+1 nginx) / BENCH_IDP_PORT (+1 its control port)"
 done
 CG_MNT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG_MNT" ] || die "no cgroup2 mount"
@@ -211,7 +259,8 @@ CG_MNT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 umask 077
 T=$(mktemp -d /tmp/lanyard-bench.XXXXXX)
 mkdir -p "$T/nginx-tmp" "$T/res" "$T/state-mint"
-: >"$T/lanyard-counts"
+COUNTS=$T/lanyard-counts
+: >"$COUNTS"
 # the micro-benchmark helpers are built here, not by the Makefile: only the bench uses them
 HELPER_CFLAGS=(-O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuserspace -Ibuild)
 if [ "$MICRO" = 1 ]; then
@@ -271,6 +320,34 @@ if [ "$MICRO" = 1 ]; then
 	PROGS_BEFORE=$(ly_progs)
 fi
 
+# sources_setup: what the credential sources fetch from, before lanyardd starts (its first
+# fetches happen at once): the test identity provider over TLS (clients authenticate with
+# lanyard's key, by its JWKS; token exchange takes lanyard's JWTs for https://sts.bench;
+# tokens live an hour, so none is refreshed during the bench), an exec helper and a static
+# credential file (root, 0600, like all of $T)
+sources_setup() {
+	make_idp_cert || die "openssl could not make the provider's certificate: $(cat "$T/tls/err")"
+	"$PY" -u tests/servers/idp.py --listen "127.0.0.1:$IDP_PORT" --cert "$T/tls/idp.crt" \
+		--key "$T/tls/idp.key" --ctl "127.0.0.1:$IDP_CTL_PORT" --token-url "$TOKEN_URL" \
+		--jwks "$ISSUER/.well-known/jwks.json" --client bench \
+		--subject-audience https://sts.bench --expires-in 3600 --log "$T/idp.jsonl" \
+		>"$T/idp.out" 2>&1 &
+	IDP_PID=$!
+	wait_for 10 grep -q listening "$T/idp.out" || die "idp.py did not start: $(cat "$T/idp.out")"
+	# about the smallest helper there is: a shell and one fork for date(1)
+	cat >"$T/helper.sh" <<'EOF'
+#!/bin/sh
+now=$(date +%s)
+printf '{"token": "exec-bench-%s-%s", "expires_at": %s}\n' "$$" "$now" $((now + 3600))
+EOF
+	chmod 700 "$T/helper.sh"
+	printf 'static-%s\n' "$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" \
+		>"$T/static.key"
+	echo placeholder >"$T/static-hot.key" # replaced once the JWT's length is known
+	mkdir -p "$CG_MNT$CG_SRC"
+}
+[ "$SOURCES" != 1 ] || sources_setup
+
 mkdir -p "$CG_MNT$CG" # before lanyardd starts, so it is enrolled at once
 cat >"$T/policy.yaml" <<EOF
 trust_domain: bench.lanyard.internal
@@ -298,6 +375,30 @@ EOF
         ca_file: $T/tls/ca.crt
         credential: { type: jwt, audience: http://$ROUTE, ttl: 5m }
 EOF
+# the oauth2 and static routes of the hot-path runs, and one route per source for the
+# issuance runs
+[ "$SOURCES" != 1 ] || cat >>"$T/policy.yaml" <<EOF
+      - to: $OAUTH_ROUTE
+        credential: { type: oauth2, token_url: "$TOKEN_URL", client_id: bench,
+                      ca_file: $T/tls/ca.crt }
+      - to: $STATIC_ROUTE
+        credential: { type: static, file: $T/static-hot.key }
+  - name: sources
+    match: { cgroup: $CG_SRC }
+    routes:
+      - to: 127.0.2.1:$UP_PORT
+        credential: { type: jwt, audience: "https://jwt.sources.bench", ttl: 1h }
+      - to: 127.0.2.2:$UP_PORT
+        credential: { type: oauth2, token_url: "$TOKEN_URL", client_id: bench,
+                      ca_file: $T/tls/ca.crt }
+      - to: 127.0.2.3:$UP_PORT
+        credential: { type: token_exchange, token_url: "$TOKEN_URL",
+                      subject_audience: "https://sts.bench", ca_file: $T/tls/ca.crt }
+      - to: 127.0.2.4:$UP_PORT
+        credential: { type: exec, command: [$T/helper.sh], timeout: 5s }
+      - to: 127.0.2.5:$UP_PORT
+        credential: { type: static, file: $T/static.key }
+EOF
 "$BIN/lanyardd" --config "$T/policy.yaml" --pin-dir "$PIN_DIR" --ephemeral 2>"$T/lanyardd.log" &
 LD_PID=$!
 wait_for 15 curl -sf "$ISSUER/healthz" || die "lanyardd did not come up"
@@ -321,9 +422,58 @@ say "  lanyard's JWT verified by PyJWT (ES256, aud, iss, exp); $TOKEN_LEN bytes"
 # a dummy token of the same length (not a credential: nothing verifies it)
 TOKEN=$(head -c $((TOKEN_LEN * 2)) /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' |
 	cut -c1-"$TOKEN_LEN")
+
+# sources_probe: every source has its first credential; one request through the oauth2
+# route reaches an upstream that reports the token's length and fingerprint: it must be the
+# route's credential (lanyard tokens) and one the provider issued (its log), not a JWT; the
+# static route of the hot path gets its value
+sources_ready() {
+	"$BIN/lanyard" --socket "$T/control.sock" --json tokens | jpy \
+		"all(t['fingerprint'] for t in d['tokens'] if t['workload'] == 'sources' or
+		     t['route'] in ('$OAUTH_ROUTE', '$STATIC_ROUTE'))" | grep -qx True
+}
+sources_probe() {
+	local fp
+	wait_for 15 sources_ready || die "a credential source has no credential:" \
+		"$("$BIN/lanyard" --socket "$T/control.sock" tokens)"
+	"$PY" tests/servers/jwt_upstream.py --listen "$OAUTH_ROUTE" \
+		--jwks "$ISSUER/.well-known/jwks.json" --audience "http://$ROUTE" \
+		>"$T/probe-oauth2.out" 2>&1 &
+	PROBE_PID=$!
+	wait_for 10 grep -q listening "$T/probe-oauth2.out" || die "jwt_upstream.py did not start"
+	"$BIN/ly-cgexec" "$CG" -- curl -s "http://$OAUTH_ROUTE/probe" >"$T/probe-oauth2.json" ||
+		die "the probe request through the oauth2 route failed"
+	stop "$PROBE_PID"
+	PROBE_PID=
+	fp=$("$BIN/lanyard" --socket "$T/control.sock" --json tokens |
+		jpy "next(t['fingerprint'] for t in d['tokens'] if t['route'] == '$OAUTH_ROUTE')")
+	# the provider logs the SHA-256 of each token it issues; a fingerprint is its first 16 digits
+	if [ "$(jpy "d['verified'] is False and d.get('token_sha256') == '$fp'" \
+		<"$T/probe-oauth2.json")" != True ] ||
+		! grep -q "\"token_sha256\": \"${fp#sha256:}" "$T/idp.jsonl"; then
+		die "the oauth2 route did not send the provider's token: $(cat "$T/probe-oauth2.json")"
+	fi
+	OAUTH_LEN=$(jpy 'd["token_len"]' <"$T/probe-oauth2.json")
+	say "  oauth2 route $OAUTH_ROUTE: the provider's token ($OAUTH_LEN bytes, $fp) reached" \
+		"the upstream"
+	# the static route serves a value as long as lanyard's JWT: it tells a difference of
+	# source from a difference of length (lanyardd sees the new file within its 2 s poll)
+	head -c $((TOKEN_LEN * 2)) /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' |
+		cut -c1-"$TOKEN_LEN" | tr -d '\n' >"$T/static-hot.key.new"
+	mv -f "$T/static-hot.key.new" "$T/static-hot.key"
+	fp=sha256:$(sha256sum "$T/static-hot.key" | cut -c1-16)
+	# shellcheck disable=SC2016 # $1 and $2 are the inner sh's
+	wait_for 10 sh -c '"$0" --socket "$1" --json tokens | grep -q "\"fingerprint\": *\"$2\""' \
+		"$BIN/lanyard" "$T/control.sock" "$fp" ||
+		die "lanyardd did not take the static route's new value"
+	say "  static route $STATIC_ROUTE: a value of $TOKEN_LEN bytes, like the JWT ($fp)"
+}
+[ "$SOURCES" != 1 ] || sources_probe
 wait_for 5 port_free "$UP_PORT" || true
 
-"$BIN/ly-upstream" --listen "127.0.0.1:$UP_PORT" --listen "$ROUTE" >"$T/upstream.out" 2>&1 &
+UP_LISTEN=(--listen "127.0.0.1:$UP_PORT" --listen "$ROUTE")
+[ "$SOURCES" != 1 ] || UP_LISTEN+=(--listen "$OAUTH_ROUTE" --listen "$STATIC_ROUTE")
+"$BIN/ly-upstream" "${UP_LISTEN[@]}" >"$T/upstream.out" 2>&1 &
 UP_PID=$!
 fill tools/bench/nginx.conf.in "$T/nginx.conf" "$NGINX_PORT"
 /usr/sbin/nginx -p "$T/" -e "$T/nginx-error.log" -c "$T/nginx.conf" -g 'daemon off;' \
@@ -335,7 +485,8 @@ HA_PID=$!
 wait_for 10 grep -q listening "$T/upstream.out" || die "ly-upstream did not start"
 wait_for 10 port_listening "$NGINX_PORT" || die "nginx did not start: $(cat "$T/nginx-error.log")"
 wait_for 10 port_listening "$HAPROXY_PORT" || die "haproxy did not start: $(cat "$T/haproxy.out")"
-say "  upstream ly-upstream 127.0.0.1:$UP_PORT + $ROUTE; nginx :$NGINX_PORT (1 worker);" \
+say "  upstream ly-upstream 127.0.0.1:$UP_PORT + $ROUTE$([ "$SOURCES" != 1 ] ||
+	echo " + $OAUTH_ROUTE + $STATIC_ROUTE"); nginx :$NGINX_PORT (1 worker);" \
 	"haproxy :$HAPROXY_PORT (nbthread 1)"
 if [ "$TLS" = 1 ]; then
 	"$BIN/ly-upstream" --listen "127.0.0.1:$TLS_PORT" --listen "$TLS_ROUTE" \
@@ -456,18 +607,8 @@ if [ "$TLS" = 1 ]; then
 	report nginx-tls "${TLS_TARGETS[@]}"
 fi
 
-# every request wrk completed through lanyard carried a credential
-read -r INJ REQ WRK <<<"$(awk '{ i += $1; r += $2; w += $3 } END { print i, r, w }' \
-	"$T/lanyard-counts")"
-NRUNS=$(wc -l <"$T/lanyard-counts")
 say ""
-say "  credentials: lanyardd injected $INJ JWTs into $REQ requests; wrk completed $WRK"
-say "  (wrk does not count the requests in flight when it stops: up to $CONN per run, $NRUNS runs)"
-if [ "$INJ" -eq "$REQ" ] && [ "$INJ" -ge "$WRK" ] && [ $((INJ - WRK)) -le $((CONN * NRUNS)) ]; then
-	say "  ok: every request through lanyard carried a credential"
-else
-	die "lanyard's injected counter does not match the requests"
-fi
+check_injected JWTs
 
 # --- TLS handshakes ------------------------------------------------------------------------
 
@@ -521,6 +662,41 @@ print("\n  never-seen SNI: p50 %.3f ms %s the 5 ms target (a new leaf adds %.3f 
       " cached one)" % (p50["first-new"], "within" if p50["first-new"] <= 5 else "MISSES",
                          p50["first-new"] - p50["first-cached"]))
 EOF
+fi
+
+# --- credential sources --------------------------------------------------------------------
+
+# issued ROUTE: how many credentials lanyardd issued for ROUTE so far (audit credential.issue)
+issued() { grep -c "\"event\":\"credential.issue\".*\"route\":\"$1\"" "$T/audit.jsonl" || true; }
+if [ "$SOURCES" = 1 ]; then
+	step "credential sources: the hot path, a jwt route against an oauth2 and a static route"
+	say "  the same upstream through lanyardd: $ROUTE (lanyard's JWT, minted by lanyardd)," \
+		"$OAUTH_ROUTE (the provider's token, fetched once and cached) and $STATIC_ROUTE" \
+		"(a static value as long as the JWT)"
+	COUNTS=$T/sources-counts
+	: >"$COUNTS"
+	FETCHES=$(($(issued "$OAUTH_ROUTE") + $(issued "$STATIC_ROUTE")))
+	load lanyard-jwt lanyard-oauth2 lanyard-static
+	FETCHES=$(($(issued "$OAUTH_ROUTE") + $(issued "$STATIC_ROUTE") - FETCHES))
+	step "credential sources: hot-path results (median of $ROUNDS round(s); ratio: to the jwt" \
+		"route in the same round)"
+	"$PY" tools/bench/sources.py hot "$T/res" "$ROUNDS" "lanyard-jwt:jwt (lanyard):$TOKEN_LEN" \
+		"lanyard-oauth2:oauth2 (provider):$OAUTH_LEN" \
+		"lanyard-static:static (JWT-long):$TOKEN_LEN" || die "tools/bench/sources.py hot failed"
+	say "  oauth2 or static credentials issued during the load: $FETCHES (the cached ones served" \
+		"every request)"
+	check_injected "credentials (JWTs, the provider's tokens, the static value)"
+	[ "$FETCHES" -eq 0 ] || die "a credential was issued during the load: the ratio mixes" \
+		"refreshes in"
+
+	step "credential sources: issuance latency"
+	say "  workload sources: one route per source; the provider is tests/servers/idp.py" \
+		"(Python, TLS, on this host)"
+	"$PY" tools/bench/sources.py issue --lanyard "$BIN/lanyard" --socket "$T/control.sock" \
+		--audit "$T/audit.jsonl" --workload sources --n "$ISSUES" ||
+		die "tools/bench/sources.py issue failed"
+	say "  took: the credential.issue audit event's took_us (jwt: signing on the event loop;" \
+		"the others: the fetch on a worker thread)"
 fi
 
 # --- micro-benchmarks ----------------------------------------------------------------------

@@ -54,14 +54,6 @@ static int64_t cred_guard(int64_t ttl_s)
 	return ttl_s >= 4 ? 1 : 0;
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* --- credentials and slots ------------------------------------------------------ */
 
 static void cred_free(struct cred *c)
@@ -387,12 +379,8 @@ static int slot_fetch(struct cred_issuer *ci, struct cred_slot *s,
 		return -ENOMEM;
 	}
 	/* static: "unchanged" only means something while the slot holds what it read */
-	if (s->cur) {
-		j->st_dev = s->st_dev;
-		j->st_ino = s->st_ino;
-		j->st_mtime_ns = s->st_mtime_ns;
-		j->st_ctime_ns = s->st_ctime_ns;
-	}
+	if (s->cur)
+		j->file = s->file;
 	j->mark = ci->mark;
 	j->owner = s;
 	s->job = j;
@@ -466,10 +454,7 @@ void cred_fetch_done(struct fetch_job *j, void *arg)
 	s->took_us = j->took_us;
 	if (s->revoked)
 		goto out;
-	s->st_dev = j->st_dev;
-	s->st_ino = j->st_ino;
-	s->st_mtime_ns = j->st_mtime_ns;
-	s->st_ctime_ns = j->st_ctime_ns;
+	s->file = j->file;
 	if (j->err) {
 		slot_failed(s, r, now, j->why, j->detail);
 		goto out;
@@ -516,9 +501,9 @@ static int slot_refresh(struct cred_issuer *ci, struct cred_slot *s,
 			slot_failed(s, r, now, strerror(-err), NULL);
 		return 0;	/* the fetch reports later; a reload never waits for it */
 	}
-	t0 = mono_us();
+	t0 = loop_clock_us();
 	err = cred_mint(ci, w, r, now, &c);
-	s->took_us = mono_us() - t0;
+	s->took_us = loop_clock_us() - t0;
 	if (err) {
 		slot_failed(s, r, now, strerror(-err), NULL);
 		return err;

@@ -45,9 +45,7 @@ struct cred_slot {
 	struct fetch_job *job;	/* the fetch in flight, or NULL: at most one */
 	uint32_t backoff_s;	/* fetched: the wait after the last failure, 0 if none */
 	char why[FETCH_WHY_LEN];	/* the last failure, "" after a success */
-	dev_t st_dev;		/* static: the file as last read */
-	ino_t st_ino;
-	int64_t st_mtime_ns, st_ctime_ns;
+	struct fetch_file_id file;	/* static: the file as last read */
 	uint64_t took_us;	/* the last issuance: signing or fetching */
 	uint64_t issued;	/* counters for `lanyard tokens` / metrics */
 	uint64_t used;

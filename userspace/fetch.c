@@ -75,17 +75,9 @@ int fetch_fail(struct fetch_job *j, int err, const char *fmt, ...)
 	return err;
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 void fetch_run(struct fetch_job *j)
 {
-	uint64_t t0 = mono_us();
+	uint64_t t0 = loop_clock_us();
 
 	switch (j->type) {
 	case POLICY_CRED_OAUTH2:
@@ -110,7 +102,7 @@ void fetch_run(struct fetch_job *j)
 	} else if (!j->token && !j->unchanged) {
 		fetch_fail(j, -EIO, "the source returned no credential");
 	}
-	j->took_us = mono_us() - t0;
+	j->took_us = loop_clock_us() - t0;
 }
 
 /* --- workers and the loop side ------------------------------------------------------ */

@@ -23,6 +23,13 @@
 #define FETCH_MAX_TOKEN		8192	/* bytes in a token we accept */
 #define FETCH_MAX_RESPONSE	(64 * 1024)	/* a token endpoint's or helper's answer */
 
+/* A static credential's file as last read: another inode, mtime or ctime is a change. */
+struct fetch_file_id {
+	dev_t dev;
+	ino_t ino;		/* 0: never read */
+	int64_t mtime_ns, ctime_ns;
+};
+
 struct fetch_job {
 	/* in: set before fetcher_submit(), read-only for the worker */
 	enum policy_cred_type type;
@@ -32,9 +39,7 @@ struct fetch_job {
 	char audience[128];		/* oauth2, token_exchange, exec; "" if none */
 	struct secret *assertion;	/* private_key_jwt client assertion, or NULL */
 	struct secret *subject;		/* token_exchange: lanyard's JWT for the workload */
-	dev_t st_dev;			/* static: the file as last read; 0: never */
-	ino_t st_ino;
-	int64_t st_mtime_ns, st_ctime_ns;
+	struct fetch_file_id file;	/* static: in, as last read; out, as read now */
 	uint32_t mark;			/* SO_MARK on a token endpoint socket */
 	const int *cancel;		/* set (atomically) when the fetcher shuts down */
 

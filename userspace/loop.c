@@ -41,12 +41,19 @@ struct loop {
 	int nev;
 };
 
-static void loop_clock(struct loop *l)
+uint64_t loop_clock_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	l->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void loop_clock(struct loop *l)
+{
+	struct timespec ts;
+
+	l->now_ms = loop_clock_us() / 1000;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	l->wall_s = ts.tv_sec;
 }

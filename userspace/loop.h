@@ -50,6 +50,8 @@ void loop_stop(struct loop *l);
 
 /* Monotonic milliseconds, cached at the start of the turn. */
 uint64_t loop_now_ms(const struct loop *l);
+/* The monotonic clock now, in microseconds (read, not the turn's cached time): any thread. */
+uint64_t loop_clock_us(void);
 /* Wall-clock seconds, cached at the start of the turn. */
 int64_t loop_wall_s(const struct loop *l);
 

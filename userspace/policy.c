@@ -1028,17 +1028,12 @@ static int parse_ttl(struct pctx *c, const struct ynode *v, void *obj)
 
 static int parse_mtls(struct pctx *c, const struct ynode *v, void *obj)
 {
-	struct policy_route *r = obj;
-	const char *s;
-	int err = get_str(c, v, &s);
+	static const char *const names[] = { "true", "false", NULL };
+	int i, err = get_word(c, v, "a boolean", names, &i);
 
-	if (err)
-		return err;
-	if (!strcmp(s, "true"))
-		r->mtls = 1;
-	else if (strcmp(s, "false"))
-		return perr(c, v, "%s is not a boolean (true, false)", qn(c, v));
-	return 0;
+	if (!err)
+		((struct policy_route *)obj)->mtls = i == 0;
+	return err;
 }
 
 /* --- fetched credential sources ------------------------------------------------ */
@@ -1809,19 +1804,13 @@ static int parse_match(struct pctx *c, const struct ynode *v, void *obj)
 
 static int parse_mode(struct pctx *c, const struct ynode *v, void *obj)
 {
-	struct policy_workload *w = obj;
-	const char *s;
-	int err = get_str(c, v, &s);
+	static const char *const names[] = { "enforce", "observe", NULL };
+	static const enum policy_mode val[] = { POLICY_MODE_ENFORCE, POLICY_MODE_OBSERVE };
+	int i, err = get_word(c, v, "a mode", names, &i);
 
-	if (err)
-		return err;
-	if (!strcmp(s, "enforce"))
-		w->mode = POLICY_MODE_ENFORCE;
-	else if (!strcmp(s, "observe"))
-		w->mode = POLICY_MODE_OBSERVE;
-	else
-		return perr(c, v, "%s: expected enforce or observe", qn(c, v));
-	return 0;
+	if (!err)
+		((struct policy_workload *)obj)->mode = val[i];
+	return err;
 }
 
 /* routes is required unless mode is observe (checked after the walk: keys come in any order) */

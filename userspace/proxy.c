@@ -111,8 +111,7 @@ struct conn {
 		 down_shut : 1,		/* spliced: the client's write side was shut */
 		 c_hup : 1, u_hup : 1;	/* spliced: that side hung up and is no longer watched */
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
-	const char *err_reason;
-	char err_why[FETCH_WHY_LEN];	/* err_reason's copy when it may not outlive the call */
+	char err_why[FETCH_WHY_LEN];	/* its reason (a copy: a slot's error may be freed) */
 
 	uint64_t head_deadline;		/* ms; 0 when no head is in progress */
 	uint64_t last_active;		/* ms */
@@ -332,9 +331,7 @@ static void conn_reject(struct conn *c, int status, const char *reason)
 		return;
 	}
 	c->err_status = status;
-	/* a reason may be the slot's last error, which a reload can free */
 	snprintf(c->err_why, sizeof(c->err_why), "%s", reason);
-	c->err_reason = c->err_why;
 }
 
 /* --- route and credential ---------------------------------------------------- */
@@ -553,7 +550,7 @@ static void upstream_tls_fail(struct conn *c)
 	c->in.len = c->in.off = 0;
 	c->parked = 0;
 	c->err_status = 0;
-	c->err_reason = c->tls_why;
+	snprintf(c->err_why, sizeof(c->err_why), "%s", c->tls_why);
 	queue_error(c, 502, c->tls_why);
 }
 
@@ -674,7 +671,7 @@ static void upstream_read(struct conn *c)
 		c->upstream_eof = 1;
 		loop_del(c->px->d->loop, &c->uio);
 		if (c->err_status)
-			queue_error(c, c->err_status, c->err_reason);
+			queue_error(c, c->err_status, c->err_why);
 		return;
 	}
 }
@@ -762,6 +759,12 @@ static int upstream_park(struct conn *c)
 	return 1;
 }
 
+/* Is the connection's workload, or its route's credential, revoked? */
+static int conn_revoked(const struct conn *c, const struct policy_route *r)
+{
+	return (c->px->d->wls[c->wi].flags & LY_WL_REVOKED) || cred_revoked(r);
+}
+
 /*
  * The credential for the next request.  With a client certificate (x509, or
  * jwt + mtls) the upstream handshake pinned one to the connection
@@ -798,7 +801,7 @@ static void handle_head(struct conn *c, const struct http1_request *req, size_t 
 		conn_reject(c, 405, "TRACE is refused on injected routes");
 		return;
 	}
-	if ((d->wls[c->wi].flags & LY_WL_REVOKED) || cred_revoked(r)) {
+	if (conn_revoked(c, r)) {
 		d->m.revoked++;
 		conn_reject(c, 403, "credential revoked");
 		return;
@@ -1020,7 +1023,7 @@ static void flush_down(struct conn *c)
 	}
 	/* close once everything for the client is out and nothing more can come */
 	if (c->closing || (c->upstream_eof && !c->err_status) || (c->client_eof && c->ufd < 0))
-		conn_close(c, c->err_reason ? c->err_reason : "done");
+		conn_close(c, c->err_why[0] ? c->err_why : "done");
 }
 
 /* --- interception (tls: intercept) ------------------------------------------------ */
@@ -1803,7 +1806,6 @@ static void proxy_reap(struct loop *l, void *arg)
 
 void proxy_on_revoke(struct proxy *px)
 {
-	struct daemon *d = px->d;
 	struct conn *c, *next;
 
 	for (c = px->live.next; c != &px->live; c = next) {
@@ -1813,9 +1815,7 @@ void proxy_on_revoke(struct proxy *px)
 		if (c->dead || c->closing)
 			continue;
 		r = conn_route(c);
-		if (!r || r->on_revoke != POLICY_REVOKE_CLOSE)
-			continue;
-		if ((d->wls[c->wi].flags & LY_WL_REVOKED) || cred_revoked(r))
+		if (r && r->on_revoke == POLICY_REVOKE_CLOSE && conn_revoked(c, r))
 			conn_close(c, "credential revoked");
 	}
 }

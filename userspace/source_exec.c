@@ -40,14 +40,6 @@ struct helper {
 	int exited, out_too_big;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * In the child, between fork and exec: only async-signal-safe calls.  The
  * capabilities go first: with no_new_privs (set at start-up) the kernel caps
@@ -153,7 +145,7 @@ static int helper_wait(struct helper *h, uint64_t deadline)
 			{ .fd = h->err, .events = POLLIN },
 			{ .fd = h->exited ? -1 : h->pidfd, .events = POLLIN },
 		};
-		uint64_t now = mono_ms();
+		uint64_t now = loop_clock_us() / 1000;
 		int n;
 
 		if (now >= deadline)
@@ -239,7 +231,7 @@ static void helper_result(struct fetch_job *j, struct helper *h, int rc)
 void source_exec_fetch(struct fetch_job *j)
 {
 	struct helper h = { .job = j, .pid = -1, .pidfd = -1, .out = -1, .err = -1 };
-	uint64_t deadline = mono_ms() + j->src->timeout_ms;
+	uint64_t deadline = loop_clock_us() / 1000 + j->src->timeout_ms;
 	int rc;
 
 	h.obuf = malloc(FETCH_MAX_RESPONSE + 1);

@@ -96,13 +96,12 @@ void source_static_fetch(struct fetch_job *j)
 		fetch_fail(j, -EPERM, "%s", err);
 	} else {
 		j->mtime = st.st_mtim.tv_sec;
-		j->unchanged = j->st_ino && st.st_dev == j->st_dev && st.st_ino == j->st_ino &&
-			       ts_ns(&st.st_mtim) == j->st_mtime_ns &&
-			       ts_ns(&st.st_ctim) == j->st_ctime_ns;
-		j->st_dev = st.st_dev;
-		j->st_ino = st.st_ino;
-		j->st_mtime_ns = ts_ns(&st.st_mtim);
-		j->st_ctime_ns = ts_ns(&st.st_ctim);
+		struct fetch_file_id now = { st.st_dev, st.st_ino, ts_ns(&st.st_mtim),
+					     ts_ns(&st.st_ctim) };
+
+		j->unchanged = j->file.ino && now.dev == j->file.dev && now.ino == j->file.ino &&
+			       now.mtime_ns == j->file.mtime_ns && now.ctime_ns == j->file.ctime_ns;
+		j->file = now;
 		if (!j->unchanged)
 			static_read(j, fd, path);
 	}

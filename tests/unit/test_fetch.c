@@ -545,10 +545,7 @@ static struct fetch_job *run_static(struct policy_source *src, const struct fetc
 
 	cr_assert_not_null(j);
 	if (prev) {
-		j->st_dev = prev->st_dev;
-		j->st_ino = prev->st_ino;
-		j->st_mtime_ns = prev->st_mtime_ns;
-		j->st_ctime_ns = prev->st_ctime_ns;
+		j->file = prev->file;
 	}
 	fetch_run(j);
 	return j;
@@ -588,8 +585,8 @@ Test(static_src, reads_a_private_file_without_its_line_end)
 		expect_token(j->token, cases[i].token);
 		cr_expect_eq(j->expires_at, 0, "a static credential has no expiry");
 		cr_expect_eq(j->mtime, st.st_mtim.tv_sec);
-		cr_expect_eq(j->st_ino, st.st_ino);
-		cr_expect_eq(j->st_dev, st.st_dev);
+		cr_expect_eq(j->file.ino, st.st_ino);
+		cr_expect_eq(j->file.dev, st.st_dev);
 		fetch_job_free(j);
 	}
 	cr_expect_eq(src->refs, 1, "the jobs put their references");
@@ -662,7 +659,7 @@ Test(static_src, an_unchanged_file_is_not_read_again_and_a_rotated_one_is)
 	cr_expect_eq(c->err, 0, "%s", c->why);
 	cr_expect_eq(c->unchanged, 0);
 	expect_token(c->token, "second-key");
-	cr_expect_neq(c->st_ino, a->st_ino);
+	cr_expect_neq(c->file.ino, a->file.ino);
 
 	/* a rotation in place (same inode) moves mtime and ctime */
 	usleep(20000);
@@ -670,13 +667,13 @@ Test(static_src, an_unchanged_file_is_not_read_again_and_a_rotated_one_is)
 	d = run_static(src, c);
 	cr_expect_eq(d->err, 0, "%s", d->why);
 	cr_expect_eq(d->unchanged, 0);
-	cr_expect_eq(d->st_ino, c->st_ino);
+	cr_expect_eq(d->file.ino, c->file.ino);
 	expect_token(d->token, "third-key");
 
 	/* rewritten in place with its mtime put back (cp -p, rsync -t): ctime still moves */
 	{
-		struct timespec keep[2] = { { 0, UTIME_OMIT }, { d->st_mtime_ns / 1000000000,
-								 d->st_mtime_ns % 1000000000 } };
+		struct timespec keep[2] = { { 0, UTIME_OMIT }, { d->file.mtime_ns / 1000000000,
+								 d->file.mtime_ns % 1000000000 } };
 
 		usleep(20000);
 		write_file(path, "fourth-key", 10, 0600);
@@ -685,7 +682,7 @@ Test(static_src, an_unchanged_file_is_not_read_again_and_a_rotated_one_is)
 		a = run_static(src, d);
 		cr_expect_eq(a->err, 0, "%s", a->why);
 		cr_expect_eq(a->unchanged, 0, "a change of ctime alone was not seen");
-		cr_expect_eq(a->st_mtime_ns, d->st_mtime_ns);
+		cr_expect_eq(a->file.mtime_ns, d->file.mtime_ns);
 		expect_token(a->token, "fourth-key");
 	}
 

@@ -1182,8 +1182,8 @@ ParameterizedTestParameters(policy, rejects_bad_modes_and_routes_on_observe_work
 	static struct bad_case cases[] = {
 		/* MALFORMED: mode values */
 		{ HEAD OBS "    mode: Observe\n", 5, 11,
-		  "workloads[0].mode: \"Observe\": expected enforce or observe" },
-		{ HEAD OBS "    mode: audit\n", 5, 11, "\"audit\": expected enforce or observe" },
+		  "workloads[0].mode: \"Observe\" is not a mode (enforce, observe)" },
+		{ HEAD OBS "    mode: audit\n", 5, 11, "\"audit\" is not a mode (enforce, observe)" },
 		{ HEAD OBS "    mode:\n", 5, 10, "workloads[0].mode: value is missing" },
 		{ HEAD OBS "    mode: [observe]\n", 5, 11,
 		  "workloads[0].mode: expected a string, got a list" },

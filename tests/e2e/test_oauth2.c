@@ -21,11 +21,8 @@
 TestSuite(oauth2, H_FIXTURES, .timeout = 120);
 
 struct world {
-	struct ly_daemon d;
+	struct ly_app app;	/* ly-upstream, cgroup "app", lanyardd */
 	struct ly_idp idp;
-	const char *cg;
-	int up_port;
-	const char *up_log;
 };
 
 /*
@@ -42,30 +39,25 @@ static void world_start(struct world *w, const char *cred_fmt, int expires_in)
 	h_require_root_bpf();
 	cr_assert_eq(h_write_file(secret, "s3cr3t-legacy-client-pass", 0600), 0);
 	clients[1] = h_strf("legacy:%s", secret);
-	ly_init(&w->d, "lanyardd");
-	ly_idp_start(&w->idp, w->d.jwks_url, clients, "https://sts.test", expires_in);
-	w->up_port = h_free_port();
-	cr_assert_gt(h_upstream("up", w->up_port, NULL), 0);
-	w->up_log = h_path("up.jsonl");
-	w->cg = h_cgroup_create("app");
-	ly_start(&w->d, ly_yaml_workload("app", w->cg,
-		h_strf("      - to: 127.0.0.1:%d\n        credential: %s\n", w->up_port,
-		       h_strf(cred_fmt, w->idp.token_url, w->idp.ca_cert))));
+	/* the provider verifies lanyard's assertions against the JWKS of this daemon */
+	ly_init(&w->app.d, "lanyardd");
+	ly_idp_start(&w->idp, w->app.d.jwks_url, clients, "https://sts.test", expires_in);
+	ly_app_start_cred(&w->app, h_strf(cred_fmt, w->idp.token_url, w->idp.ca_cert), NULL);
 }
 
-#define get(w, path) ly_get_status((w)->cg, url((w), (path)))
-#define get_until(w, path, want, ms) ly_get_until((w)->cg, url((w), (path)), (want), (ms))
+#define get(w, path) ly_get_status((w)->app.cg, url((w), (path)))
+#define get_until(w, path, want, ms) ly_get_until((w)->app.cg, url((w), (path)), (want), (ms))
 #define status_of(out) ly_status_tail(out)
 
 static char *url(const struct world *w, const char *path)
 {
-	return h_strf("http://127.0.0.1:%d%s", w->up_port, path);
+	return h_strf("http://127.0.0.1:%d%s", w->app.up_port, path);
 }
 
 /* The bearer token the upstream got for @target, checked to be the provider's; asserts. */
 static const char *provider_token(struct world *w, const char *target)
 {
-	json_t *r = h_jsonl_wait(w->up_log, "target", target, 5000);
+	json_t *r = h_jsonl_wait(w->app.up_log, "target", target, 5000);
 	const char *tok;
 
 	cr_assert(r, "the upstream never received %s", target);
@@ -80,8 +72,8 @@ static const char *provider_token(struct world *w, const char *target)
 
 static void expect_never_shown(const struct world *w, const char *tok, const char *extra)
 {
-	cr_expect_eq(h_grep_tree_for(tok, h_out_path(w->d.name), h_err_path(w->d.name),
-				     w->d.audit, h_out_path(w->idp.name), h_err_path(w->idp.name),
+	cr_expect_eq(h_grep_tree_for(tok, h_out_path(w->app.d.name), h_err_path(w->app.d.name),
+				     w->app.d.audit, h_out_path(w->idp.name), h_err_path(w->idp.name),
 				     NULL), 0, "a token is in a log");
 	cr_expect(!extra || !strstr(extra, tok), "a token is in the CLI's output");
 }
@@ -125,7 +117,7 @@ Test(oauth2, client_credentials_with_private_key_jwt)
 	cr_expect_str_eq(jstr(req, "client_id"), "app");
 	cr_expect_str_eq(jstr(req, "scope"), "read write");
 	json_decref(req);
-	cr_assert_eq(ly_cli(&w.d, &cli, "tokens", NULL), 0);
+	cr_assert_eq(ly_cli(&w.app.d, &cli, "tokens", NULL), 0);
 	cr_expect(strstr(cli, "oauth2"), "%s", cli);
 	expect_never_shown(&w, tok, cli);
 	free(cli);
@@ -149,8 +141,8 @@ Test(oauth2, client_credentials_with_a_client_secret)
 	cr_expect_str_eq(jstr(req, "auth"), "client_secret_basic");
 	json_decref(req);
 	expect_never_shown(&w, tok, NULL);
-	cr_expect_eq(h_grep_tree_for("s3cr3t-legacy-client-pass", h_out_path(w.d.name),
-				     h_err_path(w.d.name), w.d.audit, NULL), 0);
+	cr_expect_eq(h_grep_tree_for("s3cr3t-legacy-client-pass", h_out_path(w.app.d.name),
+				     h_err_path(w.app.d.name), w.app.d.audit, NULL), 0);
 	free(out);
 }
 
@@ -184,7 +176,7 @@ Test(oauth2, the_provider_must_prove_its_name)
 
 	/* no ca_file: the system roots do not know the test CA, TLS fails, nothing is sent */
 	world_start(&w, "{ type: oauth2, token_url: \"%s\", client_id: app }", 60);
-	cr_expect_eq(h_wait_file_contains(w.d.audit, "credential.error", 5000), 0);
+	cr_expect_eq(h_wait_file_contains(w.app.d.audit, "credential.error", 5000), 0);
 	out = get(&w, "/untrusted");
 	cr_expect_eq(status_of(out), 503, "%s", out);
 	cr_expect(strstr(out, "certificate") || strstr(out, "SSL"), "%s", out);
@@ -218,7 +210,7 @@ Test(oauth2, single_flight_under_fifty_clients_across_three_lifetimes)
 				 "/dev/null", "-w", "%{http_code}\\n", "--rate", "4/s",
 				 url(&w, h_strf("/load-%zu-[1-36]", i)), NULL };
 
-		pids[i] = h_spawn(h_strf("load-%zu", i), argv, w.cg);
+		pids[i] = h_spawn(h_strf("load-%zu", i), argv, w.app.cg);
 		cr_assert_gt(pids[i], 0);
 	}
 	for (i = 0; i < 50; i++)
@@ -238,7 +230,7 @@ Test(oauth2, single_flight_under_fifty_clients_across_three_lifetimes)
 	printf("single flight: %zu requests from 50 clients, %lld token requests\n", served,
 	       fetched);
 	/* and every upstream request carried a token the provider issued */
-	ups = ly_jsonl_all(w.up_log, NULL, NULL);
+	ups = ly_jsonl_all(w.app.up_log, NULL, NULL);
 	json_array_foreach(ups, i, r) {
 		const char *tok = ly_req_token(r, "Authorization", "Bearer ");
 
@@ -263,7 +255,7 @@ Test(oauth2, a_valid_token_outlives_a_failing_refresh)
 	tok = provider_token(&w, "/v1");
 	cr_assert_eq(ly_idp_mode(&w.idp, "set=fail&status=500"), 0);
 	/* the refresh at 4.8 s fails; at 5.3 s the first token still goes out */
-	cr_assert_eq(h_wait_file_contains(w.d.audit, "credential.error", 8000), 0);
+	cr_assert_eq(h_wait_file_contains(w.app.d.audit, "credential.error", 8000), 0);
 	out = get(&w, "/v2");
 	cr_expect_eq(status_of(out), 200, "%s", out);
 	free(out);
@@ -274,14 +266,14 @@ Test(oauth2, a_valid_token_outlives_a_failing_refresh)
 	out = get(&w, "/v3b");
 	cr_expect_eq(status_of(out), 503, "%s", out);
 	cr_expect(strstr(out, "token endpoint answered 500"), "%s", out);
-	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/v3b"), 0, "forwarded without a token");
+	cr_expect_eq(h_jsonl_count(w.app.up_log, "target", "/v3b"), 0, "forwarded without a token");
 	free(out);
 	/* the provider comes back: so do the requests, without a reload */
 	cr_assert_eq(ly_idp_mode(&w.idp, "set=ok"), 0);
 	out = get_until(&w, "/v4", 200, 15000);
 	cr_expect_eq(status_of(out), 200, "%s", out);
 	free(out);
-	cr_expect(h_alive(w.d.pid));
+	cr_expect(h_alive(w.app.d.pid));
 }
 
 /* --- a misbehaving provider ------------------------------------------------------------ */
@@ -329,14 +321,14 @@ ParameterizedTest(struct bad_mode *m, oauth2, a_misbehaving_provider_is_a_clear_
 	free(out);
 	cr_assert_eq(ly_idp_mode(&w.idp, m->query), 0);
 	/* a stalled fetch fails at its 2 s timeout: until then the 503 says it is running */
-	cr_expect_eq(h_wait_file_contains(w.d.audit, "credential.error", 10000), 0);
+	cr_expect_eq(h_wait_file_contains(w.app.d.audit, "credential.error", 10000), 0);
 	free(get_until(&w, "/bad", 503, 10000));
 	out = get(&w, "/bad2");
 	cr_expect_eq(status_of(out), 503, "%s", out);
 	cr_expect(strstr(out, m->reason), "503 without \"%s\": %s", m->reason, out);
-	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/bad2"), 0, "forwarded without a token");
+	cr_expect_eq(h_jsonl_count(w.app.up_log, "target", "/bad2"), 0, "forwarded without a token");
 	free(out);
-	err = h_jsonl_wait(w.d.audit, "event", "credential.error", 1000);
+	err = h_jsonl_wait(w.app.d.audit, "event", "credential.error", 1000);
 	cr_expect(err && strstr(json_string_value(json_object_get(err, "reason")), m->reason),
 		  "audit: %s", err ? json_string_value(json_object_get(err, "reason")) : "none");
 	json_decref(err);
@@ -344,7 +336,7 @@ ParameterizedTest(struct bad_mode *m, oauth2, a_misbehaving_provider_is_a_clear_
 	out = get_until(&w, "/again", 200, 20000);
 	cr_expect_eq(status_of(out), 200, "no recovery: %s", out);
 	free(out);
-	cr_expect(h_alive(w.d.pid));
+	cr_expect(h_alive(w.app.d.pid));
 	/* the CRLF token never reached an upstream as a header of its own */
 	cr_expect_eq(h_file_contains(h_path("up.raw"), "X-Evil"), false);
 }

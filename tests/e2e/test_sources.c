@@ -22,41 +22,24 @@
 
 TestSuite(sources, H_FIXTURES, .timeout = 90);
 
-struct world {
-	struct ly_daemon d;
-	const char *cg;
-	int up_port;
-	pid_t up_pid;
-	const char *up_log;
-};
-
 /* ly-upstream, cgroup "app", lanyardd with one route to the upstream carrying @cred. */
-static void world_start(struct world *w, const char *cred, const char *route_extra)
+static void world_start(struct ly_app *w, const char *cred, const char *route_extra)
 {
 	memset(w, 0, sizeof(*w));
-	h_require_root_bpf();
-	w->up_port = h_free_port();
-	w->up_pid = h_upstream("up", w->up_port, NULL);
-	cr_assert_gt(w->up_pid, 0, "ly-upstream did not start");
-	w->up_log = h_path("up.jsonl");
-	w->cg = h_cgroup_create("app");
-	ly_start(&w->d, ly_yaml_workload("app", w->cg,
-					 h_strf("      - to: 127.0.0.1:%d\n"
-						"        credential: %s\n%s",
-						w->up_port, cred, route_extra ? route_extra : "")));
+	ly_app_start_cred(w, cred, route_extra);
 }
 
 #define get(w, path) ly_get_status((w)->cg, url((w), (path)))
 #define get_until(w, path, want, ms) ly_get_until((w)->cg, url((w), (path)), (want), (ms))
 #define status_of(out) ly_status_tail(out)
 
-static char *url(const struct world *w, const char *path)
+static char *url(const struct ly_app *w, const char *path)
 {
 	return h_strf("http://127.0.0.1:%d%s", w->up_port, path);
 }
 
 /* The credential the upstream got for @target, after @prefix in @header; asserts. */
-static const char *upstream_token(const struct world *w, const char *target, const char *header,
+static const char *upstream_token(const struct ly_app *w, const char *target, const char *header,
 				  const char *prefix)
 {
 	json_t *r = h_jsonl_wait(w->up_log, "target", target, 5000);
@@ -71,7 +54,7 @@ static const char *upstream_token(const struct world *w, const char *target, con
 }
 
 /* No value in @vals appears in the daemon's outputs, the audit log or @extra. */
-static void expect_never_shown(const struct world *w, const char *const vals[], size_t n,
+static void expect_never_shown(const struct ly_app *w, const char *const vals[], size_t n,
 			       const char *extra)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -82,7 +65,7 @@ static void expect_never_shown(const struct world *w, const char *const vals[], 
 	}
 }
 
-static json_t *token_entry(const struct world *w)
+static json_t *token_entry(const struct ly_app *w)
 {
 	json_t *t = ly_cli_json(&w->d, "tokens"), *e;
 
@@ -109,7 +92,7 @@ Test(sources, static_file_is_injected_and_reread_when_it_changes)
 {
 	static const char *vals[] = { "sk_live_first_4f1c9a0b", "sk_live_second_77d2e1f0" };
 	char *file = h_path("api.key"), *out, *cli;
-	struct world w;
+	struct ly_app w;
 	json_t *e;
 
 	cr_assert_eq(h_write_filef(file, 0600, "%s\n", vals[0]), 0);
@@ -163,7 +146,7 @@ Test(sources, static_refuses_a_file_others_can_read_then_recovers)
 {
 	static const char *vals[] = { "static-secret-93ac1e" };
 	char *file = h_path("open.key"), *out;
-	struct world w;
+	struct ly_app w;
 	json_t *err;
 
 	cr_assert_eq(h_write_file(file, vals[0], 0644), 0);
@@ -193,7 +176,7 @@ Test(sources, static_warns_past_max_age)
 {
 	char *file = h_path("old.key"), *cli;
 	struct timeval tv[2];
-	struct world w;
+	struct ly_app w;
 
 	cr_assert_eq(h_write_file(file, "old-static-key-5511", 0600), 0);
 	gettimeofday(&tv[0], NULL);
@@ -242,7 +225,7 @@ Test(sources, exec_helper_tokens_refresh_across_three_lifetimes)
 	char *cmd = helper("h", "ok", 3), *out = NULL, *env, *caps, *cli;
 	const char *seen[64];
 	size_t nseen = 0;
-	struct world w;
+	struct ly_app w;
 
 	world_start(&w, h_strf("{ type: exec, command: [%s, --role, app], timeout: 5s }", cmd),
 		    NULL);
@@ -282,7 +265,7 @@ Test(sources, exec_helper_tokens_refresh_across_three_lifetimes)
 Test(sources, exec_helper_failures_are_a_clear_503_and_recover)
 {
 	char *cmd = h_path("h.sh"), *out, *log;
-	struct world w;
+	struct ly_app w;
 	pid_t sleeper;
 
 	helper("h", "fail", 60);
@@ -341,7 +324,7 @@ static void revoke_while_busy(const char *extra, const char *what, const char *a
 			      int want_status)
 {
 	double t0, t1, first_refused = 0;
-	struct world w;
+	struct ly_app w;
 	json_t *lines, *l;
 	char *out;
 	pid_t app;
@@ -409,7 +392,7 @@ Test(sources, revoking_a_jti_never_injects_it_again)
 {
 	const char *first, *second;
 	json_t *claims;
-	struct world w;
+	struct ly_app w;
 	char *out;
 
 	world_start(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m }", NULL);

@@ -209,6 +209,19 @@ Test(tls, intercept_gives_curl_a_local_ca_leaf_and_the_upstream_a_verified_jwt)
 	tlsfix_ca_free(w.ca);
 }
 
+/* The bodies of the big-transfer tests: @up (written to <tmp>/big.bin) and @down. */
+static void big_bodies(char *up, size_t up_size, char *down, size_t down_size)
+{
+	cr_assert(up && down);
+	for (size_t i = 0; i < up_size; i++)
+		up[i] = (char)('a' + (i * 7919 + i / 4096) % 26);
+	up[up_size] = '\0';
+	for (size_t i = 0; i < down_size; i++)
+		down[i] = (char)('A' + (i * 31) % 26);
+	down[down_size] = '\0';
+	cr_assert_eq(h_write_file(h_path("big.bin"), up, 0600), 0);
+}
+
 /* Bodies larger than every buffer on the way, both ways, through two TLS hops. */
 Test(tls, intercept_streams_big_bodies_both_ways)
 {
@@ -217,14 +230,7 @@ Test(tls, intercept_streams_big_bodies_both_ways)
 	json_t *req, *claims;
 	struct world w;
 
-	cr_assert(data && down);
-	for (size_t i = 0; i < up_size; i++)
-		data[i] = (char)('a' + (i * 7919 + i / 4096) % 26);
-	data[up_size] = '\0';
-	for (size_t i = 0; i < down_size; i++)
-		down[i] = (char)('A' + (i * 31) % 26);
-	down[down_size] = '\0';
-	cr_assert_eq(h_write_file(h_path("big.bin"), data, 0600), 0);
+	big_bodies(data, up_size, down, down_size);
 	memset(&w, 0, sizeof(w));
 	h_require_root_bpf();
 	upstream_start_body(&w, CERT_GOOD, down);
@@ -853,14 +859,7 @@ Test(tls, passthrough_streams_big_bodies_both_ways_unmodified)
 	struct world w;
 	json_t *req, *ev;
 
-	cr_assert(data && down);
-	for (size_t i = 0; i < up_size; i++)
-		data[i] = (char)('a' + (i * 7919 + i / 4096) % 26);
-	data[up_size] = '\0';
-	for (size_t i = 0; i < down_size; i++)
-		down[i] = (char)('A' + (i * 31) % 26);
-	down[down_size] = '\0';
-	cr_assert_eq(h_write_file(h_path("big.bin"), data, 0600), 0);
+	big_bodies(data, up_size, down, down_size);
 	memset(&w, 0, sizeof(w));
 	h_require_root_bpf();
 	upstream_start_body(&w, CERT_GOOD, down);

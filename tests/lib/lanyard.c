@@ -490,9 +490,9 @@ void ly_app_start(struct ly_app *a, const char *ttl, const char *header)
 	ly_app_start_body(a, ttl, header, NULL);
 }
 
-void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, const char *body)
+/* Upstream and cgroup of the common world; a->d as the caller left it. */
+static void app_prepare(struct ly_app *a, const char *body)
 {
-	memset(a, 0, sizeof(*a));
 	h_require_root_bpf();
 	a->up_port = h_free_port();
 	cr_assert_gt(a->up_port, 0);
@@ -502,9 +502,23 @@ void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, co
 	a->up_raw = h_path("up.raw");
 	a->cg = h_cgroup_create("app");
 	cr_assert(a->cg);
+}
+
+void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, const char *body)
+{
+	memset(a, 0, sizeof(*a));
+	app_prepare(a, body);
 	ly_start(&a->d, ly_yaml_workload("app", a->cg,
 					 ly_yaml_route(h_strf("127.0.0.1:%d", a->up_port), LY_AUD,
 						       ttl, header)));
+}
+
+void ly_app_start_cred(struct ly_app *a, const char *cred, const char *extra)
+{
+	app_prepare(a, NULL);
+	ly_start(&a->d, ly_yaml_workload("app", a->cg,
+					 h_strf("      - to: 127.0.0.1:%d\n        credential: %s\n%s",
+						a->up_port, cred, extra ? extra : "")));
 }
 
 int ly_jsonl_wait_count(const char *path, const char *key, const char *value, int n,

@@ -159,6 +159,12 @@ struct ly_app {
 void ly_app_start(struct ly_app *a, const char *ttl, const char *header);
 /* Same, the upstream answering every request with @body. */
 void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, const char *body);
+/*
+ * Same world, the route's credential being @cred (a YAML flow mapping) and @extra more route
+ * keys (lines, or NULL).  @a must be zeroed; a->d may already be ly_init()ed (to hand its
+ * JWKS URL to an identity provider before lanyardd starts).
+ */
+void ly_app_start_cred(struct ly_app *a, const char *cred, const char *extra);
 
 /*
  * Every complete line of @path with member @key (NULL: any line) equal to the string

@@ -1008,22 +1008,27 @@ static int parse_audience(struct pctx *c, const struct ynode *v, void *obj)
 	return dup_str(c, v, &r->audience);
 }
 
-static int parse_ttl(struct pctx *c, const struct ynode *v, void *obj)
+/* v as a duration (policy_parse_duration) within [min, max] seconds; @range for the error */
+static int get_duration(struct pctx *c, const struct ynode *v, uint32_t min, uint32_t max,
+			const char *range, uint32_t *out)
 {
-	struct policy_route *r = obj;
 	const char *s;
-	uint32_t ttl;
 	int err = get_str(c, v, &s);
 
 	if (err)
 		return err;
-	if (policy_parse_duration(s, &ttl))
-		return perr(c, v, "%s is not a duration (e.g. 30s, 5m, 1h, or 90 for seconds)",
+	if (policy_parse_duration(s, out))
+		return perr(c, v, "%s is not a duration (e.g. 30s, 5m, 1h, 90d, or 90 for seconds)",
 			    qn(c, v));
-	if (ttl < 1 || ttl > POLICY_MAX_TTL_S)
-		return perr(c, v, "%s is out of range 1s..24h", qn(c, v));
-	r->ttl_s = ttl;
+	if (*out < min || *out > max)
+		return perr(c, v, "%s is out of range %s", qn(c, v), range);
 	return 0;
+}
+
+static int parse_ttl(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return get_duration(c, v, 1, POLICY_MAX_TTL_S, "1s..24h",
+			    &((struct policy_route *)obj)->ttl_s);
 }
 
 static int parse_mtls(struct pctx *c, const struct ynode *v, void *obj)
@@ -1119,16 +1124,12 @@ static int parse_src_ca_file(struct pctx *c, const struct ynode *v, void *obj)
 static int parse_timeout(struct pctx *c, const struct ynode *v, void *obj)
 {
 	struct policy_route *r = obj;
-	const char *s;
 	uint32_t t;
-	int err = get_str(c, v, &s);
+	int err = get_duration(c, v, 1, 300, "1s..5m", &t);
 
-	if (err)
-		return err;
-	if (policy_parse_duration(s, &t) || t < 1 || t > 300)
-		return perr(c, v, "%s is not a duration in 1s..5m", qn(c, v));
-	r->src->timeout_ms = t * 1000;
-	return 0;
+	if (!err)
+		r->src->timeout_ms = t * 1000;
+	return err;
 }
 
 /* exec's command: a list of strings, the first an absolute path (no $PATH search) */
@@ -1177,17 +1178,8 @@ static int parse_systemd_credential(struct pctx *c, const struct ynode *v, void 
 
 static int parse_max_age(struct pctx *c, const struct ynode *v, void *obj)
 {
-	struct policy_route *r = obj;
-	const char *s;
-	uint32_t t;
-	int err = get_str(c, v, &s);
-
-	if (err)
-		return err;
-	if (policy_parse_duration(s, &t) || !t)
-		return perr(c, v, "%s is not a duration (e.g. 12h, 90d)", qn(c, v));
-	r->src->max_age_s = t;
-	return 0;
+	return get_duration(c, v, 1, UINT32_MAX, "1s..",
+			    &((struct policy_route *)obj)->src->max_age_s);
 }
 
 static const struct field cred_fields[] = {

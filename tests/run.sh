@@ -173,10 +173,26 @@ all)
 *) usage ;;
 esac
 
+# What failed, first and short: a CI page that keeps only the start of the output still
+# names the failing tests and their assertions.
+for i in "${!failed_logs[@]}"; do
+	echo
+	echo "======== failures in ${failed_names[$i]} ========"
+	grep -E -A2 '^\[----\] .*(Assertion Failed|Timed out|crash)|^\[FAIL\] ' \
+		"${failed_logs[$i]}" | grep -E '^\[(----|FAIL)\]' | head -n 40
+done
+# Then each failing binary's output; for e2e binaries only the failing tests' part of it
+# (from a test's [RUN ] to the next one, with its dumped logs).
 for i in "${!failed_logs[@]}"; do
 	echo
 	echo "======== output of ${failed_names[$i]} ========"
-	cat "${failed_logs[$i]}"
+	awk '
+		/^\[RUN \] / { if (sect != "" && bad) printf "%s", sect; sect = ""; bad = 0 }
+		{ sect = sect $0 "\n" }
+		/^\[FAIL\] |^\[----\] .*(Assertion Failed|Timed out|crash)/ { bad = 1 }
+		/^\[====\] Synthesis/ { if (bad) printf "%s", sect; sect = ""; bad = 0; print; next }
+		END { if (sect != "") printf "%s", sect }
+	' "${failed_logs[$i]}"
 done
 [ ${#failed_logs[@]} -gt 0 ] && echo
 echo "tests: $total_pass passed, $total_fail failed"

@@ -772,30 +772,61 @@ int ly_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	return sys_write((int)fd, base, len);
 }
 
-/* --- exec ------------------------------------------------------------------------------ */
+/* --- exec and fork --------------------------------------------------------------------- */
+
+/* A new program (LY_EV_EXEC) or process (LY_EV_FORK) pid in workload w's cgroups. */
+static __always_inline void proc_event(__u16 type, __u32 pid, const struct ly_workload *w)
+{
+	struct ly_event_exec *ev = bpf_ringbuf_reserve(&data_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		stat_inc(LY_STAT_RINGBUF_FULL);
+		return;
+	}
+	ev->hdr.type = type;
+	ev->hdr.len = sizeof(*ev);
+	ev->hdr.flags = 0;
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->pid = pid;
+	ev->workload_id = w->workload_id;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, 0);
+}
 
 SEC("raw_tracepoint/sched_process_exec")
 int ly_exec(void *ctx)
 {
-	struct ly_event_exec *ev;
 	struct ly_workload w;
 
 	if (!task_watched(&w))
 		return 0;
 	stat_inc(LY_STAT_EXEC);
-	ev = bpf_ringbuf_reserve(&data_events, sizeof(*ev), 0);
-	if (!ev) {
-		stat_inc(LY_STAT_RINGBUF_FULL);
+	proc_event(LY_EV_EXEC, bpf_get_current_pid_tgid() >> 32, &w);
+	return 0;
+}
+
+/*
+ * sched_process_fork(parent, child), run by the parent.  Per-process probes name the
+ * process they were made for: a forked child's copy of the parent's breakpoints runs
+ * no program, so lanyardd must probe the child too.  Threads share their process's
+ * probes and are not reported.
+ */
+SEC("raw_tracepoint/sched_process_fork")
+int ly_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	const struct ly_config *cfg = config_get();
+	struct ly_workload w;
+	__u32 pid, tgid;
+
+	if (!cfg || !(cfg->flags & LY_CFG_TLS_PROC))
 		return 0;
-	}
-	ev->hdr.type = LY_EV_EXEC;
-	ev->hdr.len = sizeof(*ev);
-	ev->hdr.flags = 0;
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->cgroup_id = bpf_get_current_cgroup_id();
-	ev->pid = bpf_get_current_pid_tgid() >> 32;
-	ev->workload_id = w.workload_id;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, 0);
+	pid = BPF_CORE_READ(child, pid);
+	tgid = BPF_CORE_READ(child, tgid);
+	if (pid != tgid || !task_watched(&w))
+		return 0;
+	stat_inc(LY_STAT_FORK);
+	proc_event(LY_EV_FORK, tgid, &w);
 	return 0;
 }

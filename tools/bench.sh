@@ -769,7 +769,16 @@ uprobe_baseline() {
 uprobe_lanyardd_up() {
 	"$BIN/lanyard" --socket "$T/control-uprobe.sock" --json workloads 2>/dev/null |
 		jpy 'all(w["enrolled"] for w in d["workloads"])' | grep -q True &&
-		grep -q 'uprobes on' "$T/lanyardd-uprobe.log"
+		grep -qE 'uprobes on|probed in each process' "$T/lanyardd-uprobe.log"
+}
+# lanyardd on policy-uprobe.yaml, in LD_PID, once its probes are in place
+uprobe_lanyardd_start() {
+	"$BIN/lanyardd" --config "$T/policy-uprobe.yaml" --pin-dir "$PIN_DIR" --ephemeral \
+		2>"$T/lanyardd-uprobe.log" &
+	LD_PID=$!
+	wait_for 15 uprobe_lanyardd_up ||
+		die "lanyardd (observe) did not come up with its uprobes:" \
+			"$(tail -n 5 "$T/lanyardd-uprobe.log")"
 }
 if [ "$UPROBE" = 1 ]; then
 	step "TLS uprobes: the cost of one SSL_write"
@@ -793,12 +802,7 @@ workloads:
     match: { cgroup: $CG_OBS }
     mode: observe
 EOF
-	"$BIN/lanyardd" --config "$T/policy-uprobe.yaml" --pin-dir "$PIN_DIR" --ephemeral \
-		2>"$T/lanyardd-uprobe.log" &
-	LD_PID=$!
-	wait_for 15 uprobe_lanyardd_up ||
-		die "lanyardd (observe) did not come up with its uprobes:" \
-			"$(tail -n 5 "$T/lanyardd-uprobe.log")"
+	uprobe_lanyardd_start
 	say "  $(grep -m1 'uprobes on' "$T/lanyardd-uprobe.log" | sed 's/.*info: //')"
 	for _ in $(seq "$UPROBE_ROUNDS"); do
 		uprobe_run unobs-body "$CG_PLAIN" "$UPROBE_WRITES" body
@@ -807,6 +811,15 @@ EOF
 	done
 	sleep 1 # lanyardd drains its ring buffer
 	HEADS_SEEN=$(grep -c '"event":"flow.tls".*"path":"/bench"' "$T/audit-uprobe.jsonl" || true)
+	stop "$LD_PID"
+	LD_PID=''
+	# the same with tls_probes: process: probes on the observed cgroup's processes only
+	sed -i 's/^workloads:$/tls_probes: process\nworkloads:/' "$T/policy-uprobe.yaml"
+	uprobe_lanyardd_start
+	for _ in $(seq "$UPROBE_ROUNDS"); do
+		uprobe_run unobs-proc "$CG_PLAIN" "$UPROBE_WRITES" body
+		uprobe_run obs-proc "$CG_OBS" "$UPROBE_WRITES" body probed
+	done
 	stop "$LD_PID"
 	LD_PID=''
 	# no probes, part 2: after it detached (--ephemeral)
@@ -823,7 +836,8 @@ def field(name, key):
 def runs(name):
     return field(name, "ns_per_write")
 med = {n: statistics.median(runs(n)) for n in
-       ("none-body", "none-head", "trap-body", "unobs-body", "obs-body", "obs-head")}
+       ("none-body", "none-head", "trap-body", "unobs-body", "obs-body", "obs-head",
+        "unobs-proc", "obs-proc")}
 # every write of the head runs is a head, the untimed warm-up ones included
 heads = int(sum(field("obs-head", "writes")) + sum(field("obs-head", "warmup")))
 rows = [("no uprobes (before and after)", "none-body", None),
@@ -831,7 +845,9 @@ rows = [("no uprobes (before and after)", "none-body", None),
         ("uprobes, unobserved cgroup", "unobs-body", "none-body"),
         ("uprobes, observed cgroup", "obs-body", "none-body"),
         ("no uprobes, request heads", "none-head", None),
-        ("uprobes, observed, request heads", "obs-head", "none-head")]
+        ("uprobes, observed, request heads", "obs-head", "none-head"),
+        ("tls_probes: process, unobserved", "unobs-proc", "none-body"),
+        ("tls_probes: process, observed", "obs-proc", "none-body")]
 print("  %-36s %8s %19s %8s" % ("", "ns/call", "range", "added"))
 for label, n, base in rows:
     v = runs(n)
@@ -847,6 +863,10 @@ print("\n  observed: %+.2f us per call, %+.2f us per captured request head (targ
 print("  unobserved: %+.2f us per call; the no-uprobe runs spread +/- %.2f us: %s" % (
       unobs / 1000, noise / 1000,
       "no measurable change" if abs(unobs) <= noise else "MEASURABLE"))
+unobs_proc = med["unobs-proc"] - med["none-body"]
+print("  unobserved with tls_probes: process: %+.2f us per call: %s" % (
+      unobs_proc / 1000,
+      "no measurable change" if abs(unobs_proc) <= noise else "MEASURABLE"))
 print("  the kernel's uprobe trap alone: %+.2f us per call; lanyard's programs add %+.2f us"
       " to it (observed)" % ((med["trap-body"] - med["none-body"]) / 1000,
                              (med["obs-body"] - med["trap-body"]) / 1000))

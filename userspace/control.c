@@ -67,6 +67,7 @@ static const char *stat_names[LY_STAT_MAX] = {
 	[LY_STAT_EXEC] = "exec",
 	[LY_STAT_TLS_STALE] = "tls_stale",
 	[LY_STAT_DATA_READ_FAIL] = "data_read_fail",
+	[LY_STAT_FORK] = "fork",
 };
 
 static json_t *error_reply(const char *msg)

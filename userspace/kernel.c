@@ -16,8 +16,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -43,8 +46,10 @@
 
 #define BPFFS_ROOT	"/sys/fs/bpf"
 #define NPROGS		3
-#define NTPS		2	/* tls.bpf.c's raw tracepoints */
+#define NTPS		3	/* tls.bpf.c's raw tracepoints */
 #define TLS_MAX_FILES	1024	/* library files probed (system + private copies) */
+#define TLS_MAX_PROC_FILES 8192	/* (file, process) pairs probed with tls_probes: process */
+#define TLS_MAX_PENDING	64	/* per-process attaches queued at the helper */
 
 /* what kernel_apply() keeps of one workload */
 struct kernel_wl {
@@ -57,9 +62,11 @@ struct kernel_wl {
 	int is_daemon;		/* the path is lanyardd's own cgroup (warned once) */
 };
 
-/* one library file with uprobes on it: never probed twice */
+/* one library file with uprobes on it, for every process or one: never probed twice */
 struct tls_file {
 	uint64_t dev, ino;
+	pid_t pid;		/* -1: every process that maps the file */
+	int pidfd;		/* pid's, in tls_epfd: its exit removes the probes; -1 */
 	struct bpf_link **links;
 	size_t nlinks;
 };
@@ -70,7 +77,10 @@ struct kernel {
 	struct tls_bpf *tls;		/* NULL: TLS observation unavailable (warned) */
 	struct bpf_link *tps[NTPS];	/* not pinned: observation stops with lanyardd */
 	struct tls_file *tfiles;
-	size_t ntfiles;
+	size_t ntfiles, nproc_files;	/* all, and those of one process */
+	int tls_epfd;			/* the pidfds of tfiles; -1 until one is probed */
+	int tls_async;			/* per-process attaches: sent, answers read later */
+	unsigned tls_pending;		/* ... sent and not answered yet */
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
@@ -306,7 +316,7 @@ static int config_write(struct kernel *k, const struct kernel_opts *o)
 	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
 	__u32 zero = 0;
 
-	cfg.flags = LY_CFG_ENABLED;
+	cfg.flags = LY_CFG_ENABLED | (o->tls_per_process ? LY_CFG_TLS_PROC : 0);
 	cfg.mark = o->mark;
 	cfg.daemon_cgid = o->daemon_cgid;
 	cfg.daemon_tgid = (__u32)getpid();
@@ -444,6 +454,7 @@ static int tls_open(struct kernel *k)
 		return rc;
 	tps[0] = k->tls->progs.ly_sys_enter;
 	tps[1] = k->tls->progs.ly_exec;
+	tps[2] = k->tls->progs.ly_fork;
 	for (int i = 0; i < NTPS; i++) {
 		k->tps[i] = bpf_program__attach(tps[i]);
 		if (!k->tps[i])
@@ -452,16 +463,26 @@ static int tls_open(struct kernel *k)
 	return 0;
 }
 
+static void tls_file_free(struct tls_file *tf)
+{
+	for (size_t j = 0; j < tf->nlinks; j++)
+		bpf_link__destroy(tf->links[j]);
+	free(tf->links);
+	if (tf->pidfd >= 0)
+		close(tf->pidfd);
+}
+
 static void tls_close(struct kernel *k)
 {
-	for (size_t i = 0; i < k->ntfiles; i++) {
-		for (size_t j = 0; j < k->tfiles[i].nlinks; j++)
-			bpf_link__destroy(k->tfiles[i].links[j]);
-		free(k->tfiles[i].links);
-	}
+	for (size_t i = 0; i < k->ntfiles; i++)
+		tls_file_free(&k->tfiles[i]);
 	free(k->tfiles);
 	k->tfiles = NULL;
 	k->ntfiles = 0;
+	k->nproc_files = 0;
+	if (k->tls_epfd >= 0)
+		close(k->tls_epfd);
+	k->tls_epfd = -1;
 	for (int i = 0; i < NTPS; i++) {
 		bpf_link__destroy(k->tps[i]);
 		k->tps[i] = NULL;
@@ -521,12 +542,42 @@ static struct bpf_program *tls_probe_prog(const struct kernel *k, const struct t
 	return k->tls->progs.ly_gnutls_fd;
 }
 
-static struct tls_file *tls_file_find(struct kernel *k, uint64_t dev, uint64_t ino)
+/* Is the file probed for pid (or for every process)? */
+static struct tls_file *tls_file_find(struct kernel *k, uint64_t dev, uint64_t ino, pid_t pid)
 {
-	for (size_t i = 0; i < k->ntfiles; i++)
-		if (k->tfiles[i].dev == dev && k->tfiles[i].ino == ino)
-			return &k->tfiles[i];
+	for (size_t i = 0; i < k->ntfiles; i++) {
+		struct tls_file *tf = &k->tfiles[i];
+
+		if (tf->dev == dev && tf->ino == ino && (tf->pid == -1 || tf->pid == pid))
+			return tf;
+	}
 	return NULL;
+}
+
+/*
+ * Processes whose pidfd became readable have exited: their probes go (the kernel keeps a
+ * dead task's perf events until their fds close).  Returns how many files were released.
+ */
+static int tls_reap(struct kernel *k)
+{
+	struct epoll_event ev[64];
+	int n, released = 0;
+
+	if (k->tls_epfd < 0)
+		return 0;
+	n = epoll_wait(k->tls_epfd, ev, 64, 0);
+	for (int e = 0; e < n; e++) {
+		for (size_t i = 0; i < k->ntfiles; i++) {
+			if (k->tfiles[i].pidfd != ev[e].data.fd)
+				continue;
+			tls_file_free(&k->tfiles[i]);
+			k->tfiles[i] = k->tfiles[--k->ntfiles];
+			k->nproc_files--;
+			released++;
+			break;
+		}
+	}
+	return released;
 }
 
 /* One probe (and its uretprobe) of p on path: the links attached (0, 1, 2) or -errno. */
@@ -537,8 +588,8 @@ static int tls_probe_attach(struct kernel *k, struct tls_file *tf, const struct 
 	struct bpf_link *entry, *ret;
 	int err;
 
-	/* pid -1: every process mapping this file, now and later */
-	entry = bpf_program__attach_uprobe_opts(tls_probe_prog(k, p), -1, path, 0, &uo);
+	/* pid -1: every process mapping this file, now and later; else that process */
+	entry = bpf_program__attach_uprobe_opts(tls_probe_prog(k, p), tf->pid, path, 0, &uo);
 	if (!entry)
 		return -errno;
 	if (!p->ret) {
@@ -546,7 +597,7 @@ static int tls_probe_attach(struct kernel *k, struct tls_file *tf, const struct 
 		return 1;
 	}
 	uo.retprobe = true;
-	ret = bpf_program__attach_uprobe_opts(k->tls->progs.ly_tls_wret, -1, path, 0, &uo);
+	ret = bpf_program__attach_uprobe_opts(k->tls->progs.ly_tls_wret, tf->pid, path, 0, &uo);
 	if (!ret) {
 		err = -errno;
 		bpf_link__destroy(entry);
@@ -578,13 +629,28 @@ static int tls_file_attach(struct kernel *k, struct tls_file *tf, const char *pa
 	return n ? n : last;
 }
 
+/* Watch pidfd in tls_epfd (created on first use): 0 or -errno. */
+static int tls_watch_exit(struct kernel *k, int pidfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = pidfd };
+
+	if (k->tls_epfd < 0) {
+		k->tls_epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (k->tls_epfd < 0)
+			return -errno;
+	}
+	return epoll_ctl(k->tls_epfd, EPOLL_CTL_ADD, pidfd, &ev) < 0 ? -errno : 0;
+}
+
 /*
  * Attach to the open file fd (name is for messages only): a regular file, probed
  * through /proc/self/fd/N, so what is probed is what was opened, whatever the path
- * names by now.  The number of probes attached, 0 if the file is probed already.
+ * names by now.  pidfd -1: for every process; else for that process (pid), whose exit
+ * releases the probes; the file takes pidfd over.  The number of probes attached,
+ * 0 if the file is probed already.
  */
-static int tls_attach_fd(struct kernel *k, int fd, const char *name, unsigned libs, char *err,
-			 size_t errlen)
+static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const char *name,
+			 unsigned libs, char *err, size_t errlen)
 {
 	char path[64];
 	struct tls_file *tf, *v;
@@ -593,40 +659,68 @@ static int tls_attach_fd(struct kernel *k, int fd, const char *name, unsigned li
 
 	if (!k->tls) {
 		snprintf(err, errlen, "TLS observation is not available");
-		return -ENOTSUP;
+		n = -ENOTSUP;
+		goto fail;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", name);
-		return -EINVAL;
+		n = -EINVAL;
+		goto fail;
 	}
-	if (tls_file_find(k, st.st_dev, st.st_ino))
-		return 0;
-	if (k->ntfiles >= TLS_MAX_FILES) {
-		snprintf(err, errlen, "%s: more than %d TLS library files", name, TLS_MAX_FILES);
-		return -ENOSPC;
+	if (pidfd < 0)
+		pid = -1;
+	tls_reap(k);	/* a pid probed before may be a new process by now */
+	if (tls_file_find(k, st.st_dev, st.st_ino, pid)) {
+		n = 0;
+		goto fail;
+	}
+	if (k->ntfiles - k->nproc_files >= TLS_MAX_FILES ||
+	    (pid > 0 && k->nproc_files >= TLS_MAX_PROC_FILES)) {
+		snprintf(err, errlen, "%s: more than %d TLS library files probed%s", name,
+			 pid > 0 ? TLS_MAX_PROC_FILES : TLS_MAX_FILES,
+			 pid > 0 ? " for single processes" : "");
+		n = -ENOSPC;
+		goto fail;
 	}
 	v = realloc(k->tfiles, (k->ntfiles + 1) * sizeof(*v));
 	if (!v) {
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		n = -ENOMEM;
+		goto fail;
 	}
 	k->tfiles = v;
 	tf = &v[k->ntfiles];
-	*tf = (struct tls_file){ .dev = st.st_dev, .ino = st.st_ino };
+	*tf = (struct tls_file){ .dev = st.st_dev, .ino = st.st_ino, .pid = pid, .pidfd = -1 };
 	tf->links = calloc(NPROBE_LINKS, sizeof(*tf->links));
 	if (!tf->links) {
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		n = -ENOMEM;
+		goto fail;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = tls_file_attach(k, tf, path, libs);
+	if (n > 0 && pidfd >= 0 && (n = tls_watch_exit(k, pidfd)) == 0) {
+		tf->pidfd = pidfd;
+		n = (int)tf->nlinks;
+	}
 	if (n <= 0) {
-		snprintf(err, errlen, "%s: no TLS write function could be probed: %s", name,
-			 strerror(n < 0 ? -n : ENOENT));
-		free(tf->links);
+		if (n == -ESRCH || (n == -ENOENT && pid > 0 && kill(pid, 0) < 0))
+			snprintf(err, errlen, "%s: process %d is gone", name, (int)pid);
+		else
+			snprintf(err, errlen, "%s: no TLS write function could be probed: %s",
+				 name, strerror(n < 0 ? -n : ENOENT));
+		if (tf->pidfd < 0 && pidfd >= 0)
+			close(pidfd);
+		tls_file_free(tf);
 		return n < 0 ? n : -ENOENT;
 	}
 	k->ntfiles++;
+	if (pid > 0)
+		k->nproc_files++;
+	return n;
+fail:
+	if (pidfd >= 0)
+		close(pidfd);
 	return n;
 }
 
@@ -650,23 +744,6 @@ static int tls_file_open(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
-static int tls_attach_local(struct kernel *k, const char *path, unsigned libs, char *err,
-			    size_t errlen)
-{
-	int fd, n;
-
-	if (!k->tls) {
-		snprintf(err, errlen, "TLS observation is not available");
-		return -ENOTSUP;
-	}
-	fd = tls_file_open(path, err, errlen);
-	if (fd < 0)
-		return fd;
-	n = tls_attach_fd(k, fd, path, libs, err, errlen);
-	close(fd);	/* the uprobes hold the inode */
-	return n;
-}
-
 /*
  * The attach helper.  Creating a uprobe perf event needs CAP_SYS_ADMIN on
  * kernels where CAP_PERFMON is not enough, and private library copies show up
@@ -685,6 +762,7 @@ static int tls_attach_local(struct kernel *k, const char *path, unsigned libs, c
 
 struct tls_req {
 	uint32_t libs;
+	int32_t pid;		/* -1: every process; else the pidfd is passed too */
 	char name[PATH_MAX];	/* for messages only: the file is the fd passed along */
 };
 
@@ -756,16 +834,19 @@ static int helper_fds_close(const struct kernel *k, int sock)
 	return close_range((unsigned)from, ~0U, 0) < 0 ? -errno : 0;
 }
 
-/* One request: {libs, name} and the file as an SCM_RIGHTS fd.  The fd, or -1 at EOF. */
-static int helper_recv(int sock, struct tls_req *req)
+/*
+ * One request: {libs, pid, name}, the file and, for one process, its pidfd as
+ * SCM_RIGHTS fds.  0, or -1 at EOF or on a malformed request.
+ */
+static int helper_recv(int sock, struct tls_req *req, int *fd, int *pidfd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
 	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
+	int fds[2] = { -1, -1 }, nfds = 0;
 	ssize_t n;
-	int fd = -1;
 
 	do {
 		n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
@@ -774,22 +855,38 @@ static int helper_recv(int sock, struct tls_req *req)
 		return -1;
 	c = CMSG_FIRSTHDR(&m);
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-	    c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-	if (n != (ssize_t)sizeof(*req) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fd < 0) {
-		if (fd >= 0)
-			close(fd);
+	    (c->cmsg_len == CMSG_LEN(sizeof(int)) || c->cmsg_len == CMSG_LEN(2 * sizeof(int)))) {
+		nfds = c->cmsg_len == CMSG_LEN(sizeof(int)) ? 1 : 2;
+		memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+	}
+	if (n != (ssize_t)sizeof(*req) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || !nfds ||
+	    (req->pid == -1) != (nfds == 1) || req->pid == 0 || req->pid < -1) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
 		return -1;
 	}
 	req->name[sizeof(req->name) - 1] = '\0';
-	return fd;
+	*fd = fds[0];
+	*pidfd = fds[1];
+	return 0;
+}
+
+/* As many files as it may hold probes on: each probe of one process is a perf event fd. */
+static void helper_raise_nofile(void)
+{
+	struct rlimit rl = { .rlim_cur = 1 << 20, .rlim_max = 1 << 20 };
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static void __attribute__((noreturn)) tls_helper_main(struct kernel *k, int sock, pid_t parent)
 {
 	struct tls_req req;
 	struct tls_rep rep;
-	int fd;
+	int fd, pidfd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* lanyardd died before the line above: nobody would ever kill this process */
@@ -799,14 +896,25 @@ static void __attribute__((noreturn)) tls_helper_main(struct kernel *k, int sock
 	/* the event rings may carry request heads: unmap them (their fds go next) */
 	ring_buffer__free(k->rb);
 	k->rb = NULL;
+	helper_raise_nofile();
 	if (helper_fds_close(k, sock) < 0 || helper_caps_drop() < 0)
 		_exit(1);
 	for (;;) {
-		fd = helper_recv(sock, &req);
-		if (fd < 0)
+		struct pollfd pfd[2] = { { .fd = sock, .events = POLLIN },
+					 { .fd = k->tls_epfd, .events = POLLIN } };
+
+		/* the probes of processes that exited go as soon as they have */
+		if (poll(pfd, k->tls_epfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			_exit(1);
+		if (pfd[1].revents)
+			tls_reap(k);
+		if (!pfd[0].revents)
+			continue;
+		if (helper_recv(sock, &req, &fd, &pidfd) < 0)
 			_exit(0);
 		memset(&rep, 0, sizeof(rep));
-		rep.rc = tls_attach_fd(k, fd, req.name, req.libs, rep.err, sizeof(rep.err));
+		rep.rc = tls_attach_fd(k, fd, pidfd, req.pid, req.name, req.libs, rep.err,
+				       sizeof(rep.err));
 		close(fd);
 		if (send(sock, &rep, sizeof(rep), MSG_NOSIGNAL) < 0)
 			_exit(0);
@@ -860,71 +968,166 @@ static void tls_helper_abandon(struct kernel *k)
 {
 	close(k->tls_sock);
 	k->tls_sock = -1;
+	k->tls_epfd = -1;
 	k->tls_helper_gone = 1;
 	kill(k->tls_helper, SIGKILL);
 	waitpid(k->tls_helper, NULL, 0);
 }
 
-/* Send {libs, name} and fd to the helper; its reply in rep.  0 or -errno. */
-static int helper_call(struct kernel *k, int fd, struct tls_req *req, struct tls_rep *rep)
+/* Send {libs, pid, name}, fd and pidfd (-1: none) to the helper.  0 or -errno. */
+static int helper_send(struct kernel *k, int fd, int pidfd, struct tls_req *req, int flags)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	size_t nfds = pidfd < 0 ? 1 : 2;
 	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf) };
+			    .msg_controllen = CMSG_SPACE(nfds * sizeof(int)) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	ssize_t n;
+	int fds[2] = { fd, pidfd };
 
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
-	if (sendmsg(k->tls_sock, &m, MSG_NOSIGNAL) < 0)
-		return -errno;
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	return sendmsg(k->tls_sock, &m, MSG_NOSIGNAL | flags) < 0 ? -errno : 0;
+}
+
+/* One answer of the helper.  0, -EAGAIN (none yet, with MSG_DONTWAIT) or -errno. */
+static int helper_recv_rep(struct kernel *k, struct tls_rep *rep, int flags)
+{
+	ssize_t n;
+
 	do {
-		n = recv(k->tls_sock, rep, sizeof(*rep), 0);
+		n = recv(k->tls_sock, rep, sizeof(*rep), flags);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	rep->err[sizeof(rep->err) - 1] = '\0';
 	return n == (ssize_t)sizeof(*rep) ? 0 : -EPIPE;
 }
 
-int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, char *err,
+/* The outcome of a per-process attach, answered after the request was sent. */
+static void helper_async_done(struct kernel *k, const struct tls_rep *rep)
+{
+	k->tls_pending--;
+	if (rep->rc > 0)
+		log_debug("TLS: %d uprobes for one process", rep->rc);
+	else if (rep->rc < 0 && rep->rc != -ESRCH)
+		log_warnx("TLS: %s", rep->err);
+}
+
+static int helper_failed(struct kernel *k, int rc, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the uprobe attach helper %s: %s; library files found from now on "
+		 "are not probed", rc == -EAGAIN ? "did not answer" : "is gone", strerror(-rc));
+	tls_helper_abandon(k);
+	return rc == -EAGAIN ? -ETIMEDOUT : -EPIPE;
+}
+
+/*
+ * Through the helper.  pid -1: waits for what tls_attach_fd() answered there (the answers
+ * still due for per-process requests first).  pid > 0 with tls_probes: process: the
+ * request is queued and 0 returned at once (-EAGAIN when TLS_MAX_PENDING are queued):
+ * an exec or fork storm must not stall the event loop; kernel_tls_poll() reads the answer.
+ */
+static int tls_attach_helper(struct kernel *k, int fd, int pidfd, pid_t pid, const char *path,
+			     unsigned libs, char *err, size_t errlen)
+{
+	struct tls_req req = { .libs = libs, .pid = pidfd < 0 ? -1 : pid };
+	int async = pidfd >= 0 && k->tls_async, rc;
+	struct tls_rep rep;
+
+	snprintf(req.name, sizeof(req.name), "%s", path);
+	if (async && k->tls_pending >= TLS_MAX_PENDING) {
+		snprintf(err, errlen, "%s: %u attaches queued already", path, k->tls_pending);
+		close(pidfd);
+		return -EAGAIN;
+	}
+	while (!async && k->tls_pending) {
+		rc = helper_recv_rep(k, &rep, 0);
+		if (rc < 0) {
+			close(pidfd);
+			return helper_failed(k, rc, err, errlen);
+		}
+		helper_async_done(k, &rep);
+	}
+	rc = helper_send(k, fd, pidfd, &req, async ? MSG_DONTWAIT : 0);
+	if (pidfd >= 0)
+		close(pidfd);	/* the helper holds its own copy */
+	if (async && rc == -EAGAIN) {
+		snprintf(err, errlen, "%s: the attach helper is busy", path);
+		return -EAGAIN;
+	}
+	if (rc < 0)
+		return helper_failed(k, rc, err, errlen);
+	if (async) {
+		k->tls_pending++;
+		return 0;
+	}
+	rc = helper_recv_rep(k, &rep, 0);
+	if (rc < 0)
+		return helper_failed(k, rc, err, errlen);
+	if (rep.rc < 0)
+		snprintf(err, errlen, "%s", rep.err);
+	return rep.rc;
+}
+
+int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t pid, char *err,
 		      size_t errlen)
 {
-	struct tls_req req = { .libs = libs };
-	struct tls_rep rep;
-	int fd, rc;
+	int fd, pidfd = -1, rc;
 
 	if (k->tls_helper_gone) {
 		snprintf(err, errlen, "the uprobe attach helper is gone");
 		return -EPIPE;
 	}
-	if (k->tls_sock < 0) {
-		rc = tls_attach_local(k, path, libs, err, errlen);
-		goto done;
+	if (!k->tls) {
+		snprintf(err, errlen, "TLS observation is not available");
+		return -ENOTSUP;
 	}
-	snprintf(req.name, sizeof(req.name), "%s", path);
 	fd = tls_file_open(path, err, errlen);
 	if (fd < 0)
 		return fd;
-	rc = helper_call(k, fd, &req, &rep);
-	close(fd);
-	if (rc < 0) {
-		snprintf(err, errlen, "the uprobe attach helper %s: %s; library files found from "
-			 "now on are not probed", rc == -EAGAIN ? "did not answer" : "is gone",
-			 strerror(-rc));
-		tls_helper_abandon(k);
-		return rc == -EAGAIN ? -ETIMEDOUT : -EPIPE;
+	if (pid > 0) {
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "process %d: %s", (int)pid, strerror(-rc));
+			close(fd);
+			return rc;
+		}
 	}
-	rep.err[sizeof(rep.err) - 1] = '\0';
-	rc = rep.rc;
-	if (rc < 0)
-		snprintf(err, errlen, "%s", rep.err);
-done:
-	if (rc > 0)
+	if (k->tls_sock >= 0)
+		rc = tls_attach_helper(k, fd, pidfd, pid, path, libs, err, errlen);
+	else
+		rc = tls_attach_fd(k, fd, pidfd, pid, path, libs, err, errlen);
+	close(fd);	/* the uprobes hold the inode */
+	if (rc > 0 && pid > 0)
+		log_debug("TLS: %d uprobes on %s for pid %d", rc, path, (int)pid);
+	else if (rc > 0)
 		log_info("TLS: %d uprobes on %s", rc, path);
 	return rc;
+}
+
+void kernel_tls_poll(struct kernel *k)
+{
+	struct tls_rep rep;
+	int rc;
+
+	if (k->tls_sock < 0) {
+		tls_reap(k);
+		return;
+	}
+	while (k->tls_pending && (rc = helper_recv_rep(k, &rep, MSG_DONTWAIT)) != -EAGAIN) {
+		if (rc < 0) {
+			char err[256];
+
+			helper_failed(k, rc, err, sizeof(err));
+			log_warnx("TLS: %s", err);
+			return;
+		}
+		helper_async_done(k, &rep);
+	}
 }
 
 struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen)
@@ -940,6 +1143,8 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 	k->cg_fd = -1;
 	k->ino_fd = -1;
 	k->tls_sock = -1;
+	k->tls_epfd = -1;
+	k->tls_async = o->tls_per_process;
 	k->daemon_cgid = o->daemon_cgid;
 	libbpf_set_print(libbpf_print);
 	if (strlen(pin_dir) >= sizeof(k->pin_dir)) {

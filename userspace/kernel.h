@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <linux/types.h>
 #include "lanyard/abi.h"
@@ -28,6 +29,7 @@ struct kernel_opts {
 	uint32_t mark;			/* SO_MARK of lanyardd's sockets */
 	uint16_t listen_port;		/* host order */
 	uint64_t daemon_cgid;		/* lanyardd's own cgroup id, never enrolled */
+	int tls_per_process;		/* tls_probes: process (the kernel reports forks) */
 };
 
 /* What the daemon wants enrolled: parallel to policy->workloads. */
@@ -95,16 +97,29 @@ int kernel_take_flow(struct kernel *k, const struct sockaddr *peer, struct ly_fl
 
 /*
  * Put the TLS uprobes (bpf/tls.bpf.c) on the library file path: OpenSSL's
- * SSL_write, SSL_write_ex, SSL_ctrl, SSL_set_fd when libs has 1u << LY_LIB_OPENSSL,
- * GnuTLS's gnutls_record_send, gnutls_server_name_set, gnutls_transport_set_int2
- * when it has 1u << LY_LIB_GNUTLS; for every process that maps the file.  Once
- * per (dev, ino): 0 when already probed.  A function missing from the file is
- * skipped.  Returns the number of probes attached, or -errno (err says why;
- * -ENOTSUP when tls.bpf.o could not be loaded).  Links are not pinned: they go
- * with kernel_close().
+ * SSL_write, SSL_write_ex, SSL_ctrl, SSL_set_fd, SSL_free when libs has
+ * 1u << LY_LIB_OPENSSL, GnuTLS's gnutls_record_send, gnutls_server_name_set,
+ * gnutls_transport_set_int2, gnutls_deinit when it has 1u << LY_LIB_GNUTLS.
+ * pid -1: for every process that maps the file (once per (dev, ino)); pid > 0:
+ * for that process only, now and after its execs, until it exits (once per
+ * (dev, ino, pid); the probes of a process that exited are released before the
+ * next attach, or by kernel_tls_poll()).  0 when already probed.  A function
+ * missing from the file is skipped.  Returns the number of probes attached, or
+ * -errno (err says why; -ENOTSUP when tls.bpf.o could not be loaded, -ESRCH
+ * when the process is gone).  Links are not pinned: they go with kernel_close().
+ * With the attach helper and kernel_opts.tls_per_process, a pid > 0 request is
+ * only queued: 0 at once (-EAGAIN when too many are), the outcome is logged by
+ * kernel_tls_poll().
  */
-int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, char *err,
+int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t pid, char *err,
 		      size_t errlen);
+
+/*
+ * Call often (lanyardd: every 100 ms): read the helper's answers to queued requests, or
+ * without a helper release the probes of processes that exited (the helper does that by
+ * itself).
+ */
+void kernel_tls_poll(struct kernel *k);
 
 /*
  * Fork the attach helper (before lanyardd drops its capabilities): a child that

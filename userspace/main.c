@@ -191,6 +191,9 @@ static const char *restart_only_change(const struct policy *a, const struct poli
 	/* interception leaves already issued chain to the CA that is open */
 	if (str_differ(a->ca_cert, b->ca_cert) || str_differ(a->ca_key, b->ca_key))
 		return "ca";
+	/* the probes on processes already running stay where they are */
+	if (a->tls_probes != b->tls_probes)
+		return "tls_probes";
 	return NULL;
 }
 
@@ -472,6 +475,7 @@ static void start_kernel(struct daemon *d, const struct options *o)
 		.pin_dir = o->pin_dir,
 		.mark = d->mark,
 		.listen_port = d->pol->listen_port,
+		.tls_per_process = d->pol->tls_probes == POLICY_TLS_PROBES_PROCESS,
 	};
 	char err[512];
 	int rc;

@@ -1891,6 +1891,18 @@ static int parse_workloads(struct pctx *c, const struct ynode *v, void *obj)
 	return 0;
 }
 
+static int parse_tls_probes(struct pctx *c, const struct ynode *v, void *obj)
+{
+	static const char *const names[] = { "host", "process", NULL };
+	static const enum policy_tls_probes val[] = { POLICY_TLS_PROBES_HOST,
+						      POLICY_TLS_PROBES_PROCESS };
+	int i, err = get_word(c, v, "a probe scope", names, &i);
+
+	if (!err)
+		((struct policy *)obj)->tls_probes = val[i];
+	return err;
+}
+
 static const struct field policy_fields[] = {
 	{ "trust_domain", parse_trust_domain, 1 },
 	{ "listen", parse_listen, 0 },
@@ -1899,6 +1911,7 @@ static const struct field policy_fields[] = {
 	{ "audit", parse_audit, 0 },
 	{ "control_socket", parse_control_socket, 0 },
 	{ "ca", parse_ca, 0 },
+	{ "tls_probes", parse_tls_probes, 0 },
 	{ "workloads", parse_workloads, 0 },
 };
 

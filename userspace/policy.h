@@ -156,6 +156,12 @@ struct policy_workload {
 	int line;
 };
 
+/* which processes get the TLS uprobes (`tls_probes`) */
+enum policy_tls_probes {
+	POLICY_TLS_PROBES_HOST = 0,	/* every process mapping the host's TLS libraries */
+	POLICY_TLS_PROBES_PROCESS,	/* each process of an enrolled or observed cgroup */
+};
+
 struct policy {
 	char *path;			/* file it was read from ("<buffer>" for tests) */
 	char *trust_domain;
@@ -166,6 +172,7 @@ struct policy {
 	char *audit_path;		/* NULL: audit to stderr */
 	char *control_socket;
 	char *ca_cert, *ca_key;		/* imported CA (`ca:`); NULL: the one in state_dir */
+	enum policy_tls_probes tls_probes;
 	struct policy_workload *workloads;
 	size_t nworkloads;
 };

@@ -10,7 +10,9 @@
  * header value, never a query string) reach the audit and the flow table.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <limits.h>
 #include <stddef.h>
@@ -33,10 +35,13 @@
 #define METHOD_LEN	32	/* cleaned request-line parts: escapes take 4 bytes a byte */
 #define TARGET_LEN	1024
 #define HOST_LEN	256
+#define WALK_MS		2000	/* tls_probes: process: look for new processes this often */
+#define WALK_DEPTH	16	/* cgroup levels below a workload's cgroup */
 
 struct pid_ent {
 	uint32_t pid;
 	uint64_t scanned_ms;	/* 0: never */
+	int probed;		/* tls_probes: process: the host's libraries are probed for it */
 	char exe[EXE_LEN];	/* "" until read */
 };
 
@@ -72,6 +77,9 @@ struct tlsobs {
 	struct rescan q[RESCAN_MAX];
 	size_t nq;
 	struct procscan_result scan;	/* 36 KiB: kept off the stack */
+	struct procscan_result host;	/* the host's TLS libraries */
+	int per_process;		/* tls_probes: process */
+	uint64_t walked_ms;
 	int nosup_warned;
 };
 
@@ -120,39 +128,48 @@ static const char *pid_exe(struct tlsobs *t, uint32_t pid, const char *comm)
 
 /* --- attaching -------------------------------------------------------------------- */
 
-static void attach_targets(struct tlsobs *t, const struct procscan_result *r)
+/*
+ * Probe the files of r: for every process (tls_probes: host), or for pid only.
+ * The number of files probed for it now or before.
+ */
+static int attach_targets(struct tlsobs *t, const struct procscan_result *r, uint32_t pid)
 {
+	pid_t target = t->per_process ? (pid_t)pid : -1;
 	char err[PATH_MAX + 128];
-	int rc;
+	int rc, ok = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
-		rc = kernel_tls_attach(t->d->kern, r->t[i].path, r->t[i].libs, err, sizeof(err));
+		rc = kernel_tls_attach(t->d->kern, r->t[i].path, r->t[i].libs, target, err,
+				       sizeof(err));
 		if (rc == -ENOTSUP) {
 			if (!t->nosup_warned++)
 				log_warnx("TLS: %s", err);
-			return;
+			return ok;
 		}
+		/* the process is gone; the helper is busy: the next walk asks again */
+		if (rc == -ESRCH || rc == -EAGAIN)
+			return ok;
 		if (rc < 0)
 			log_warnx("TLS: %s", err);
+		else
+			ok++;
 	}
+	return ok;
 }
 
-int tlsobs_start(struct tlsobs *t)
+/*
+ * tls_probes: process: probe the host's libraries for pid, once per process (an exec
+ * or fork starts over): by inode, so a library it maps later (ld.so, dlopen) is
+ * probed from its first call.
+ */
+static void probe_process(struct tlsobs *t, uint32_t pid)
 {
-	int rc = kernel_tls_helper_start(t->d->kern);
+	struct pid_ent *e = pid_get(t, pid);
 
-	if (rc < 0 && rc != -ENOTSUP)
-		log_warnx("TLS: no attach helper (%s): library copies found after start-up "
-			  "cannot be probed", strerror(-rc));
-	rc = procscan_system_libs(&t->scan);
-	if (rc < 0) {
-		log_warnx("TLS: looking for the host's TLS libraries: %s", strerror(-rc));
-		return rc;
-	}
-	if (!t->scan.n)
-		log_warnx("TLS: no shared OpenSSL or GnuTLS library found on the host");
-	attach_targets(t, &t->scan);
-	return 0;
+	if (!t->per_process || e->probed)
+		return;
+	if (attach_targets(t, &t->host, pid) == (int)t->host.n)
+		e->probed = 1;
 }
 
 /* Probe what pid maps; report a TLS stack uprobes cannot see. */
@@ -173,7 +190,7 @@ static void pid_scan(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 		  r->unobservable ? ", unobservable: " : "", r->unobservable ? r->unobservable : "");
 	if (r->exe[0] && !e->exe[0] && strlen(r->exe) < sizeof(e->exe))
 		memcpy(e->exe, r->exe, strlen(r->exe) + 1);
-	attach_targets(t, r);
+	attach_targets(t, r, pid);
 	if (r->unobservable && t->d->disc)
 		discover_note_unobservable(t->d->disc, wl_name(t->d, wl_id), pid, r->exe,
 					   r->unobservable, r->reason, loop_wall_s(t->d->loop));
@@ -192,10 +209,91 @@ static void rescan_queue(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 	q->due_ms = loop_now_ms(t->d->loop) + rescan_delay_ms[0];
 }
 
+/* tls_probes: process: every process in the cgroups of the workloads, probed. */
+static void walk_cgroup(struct tlsobs *t, int dirfd, uint32_t wl_id, int depth)
+{
+	int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "re") : NULL;
+	struct dirent *de;
+	unsigned pid;
+	DIR *dir;
+
+	if (!f && fd >= 0)
+		close(fd);
+	while (f && fscanf(f, "%u", &pid) == 1) {
+		probe_process(t, pid);
+		if (!pid_get(t, pid)->scanned_ms)
+			pid_scan(t, pid, wl_id);
+	}
+	if (f)
+		fclose(f);
+	if (depth >= WALK_DEPTH || !(dir = fdopendir(dirfd))) {
+		close(dirfd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		int sub;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sub >= 0)
+			walk_cgroup(t, sub, wl_id, depth + 1);
+	}
+	closedir(dir);	/* closes dirfd */
+}
+
+static void walk_workloads(struct tlsobs *t)
+{
+	const struct policy *p = t->d->pol;
+	char path[PATH_MAX];
+	int fd;
+
+	t->walked_ms = loop_now_ms(t->d->loop);
+	for (size_t i = 0; i < p->nworkloads; i++) {
+		snprintf(path, sizeof(path), "%s%s", kernel_cgroup_root(t->d->kern),
+			 p->workloads[i].cgroup);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			walk_cgroup(t, fd, t->d->wls[i].id, 0);
+	}
+}
+
+int tlsobs_start(struct tlsobs *t)
+{
+	int rc = kernel_tls_helper_start(t->d->kern);
+
+	t->per_process = t->d->pol->tls_probes == POLICY_TLS_PROBES_PROCESS;
+	if (rc < 0 && rc != -ENOTSUP)
+		log_warnx("TLS: no attach helper (%s): library copies found after start-up "
+			  "cannot be probed", strerror(-rc));
+	rc = procscan_system_libs(&t->host);
+	if (rc < 0) {
+		log_warnx("TLS: looking for the host's TLS libraries: %s", strerror(-rc));
+		return rc;
+	}
+	if (!t->host.n)
+		log_warnx("TLS: no shared OpenSSL or GnuTLS library found on the host");
+	if (!t->per_process) {
+		attach_targets(t, &t->host, 0);
+		return 0;
+	}
+	for (size_t i = 0; i < t->host.n; i++)
+		log_info("TLS: %s is probed in each process of an enrolled or observed cgroup",
+			 t->host.t[i].path);
+	walk_workloads(t);
+	return 0;
+}
+
 void tlsobs_tick(struct tlsobs *t)
 {
 	uint64_t now = loop_now_ms(t->d->loop);
 	const size_t ndelay = sizeof(rescan_delay_ms) / sizeof(rescan_delay_ms[0]);
+
+	kernel_tls_poll(t->d->kern);
+	/* processes moved into a cgroup, cgroups created or enrolled since: found here */
+	if (t->per_process && now - t->walked_ms >= WALK_MS)
+		walk_workloads(t);
 
 	for (size_t i = 0; i < t->nq;) {
 		struct rescan *q = &t->q[i];
@@ -220,14 +318,27 @@ static void on_exec(struct tlsobs *t, const struct ly_event_exec *ev)
 
 	/* a new program: new exe, new libraries */
 	*e = (struct pid_ent){ .pid = ev->pid };
+	probe_process(t, ev->pid);
 	pid_scan(t, ev->pid, ev->workload_id);
 	rescan_queue(t, ev->pid, ev->workload_id);
+}
+
+/* tls_probes: process: a new process has none of its parent's probes. */
+static void on_fork(struct tlsobs *t, const struct ly_event_exec *ev)
+{
+	struct pid_ent *e = pid_get(t, ev->pid);
+
+	*e = (struct pid_ent){ .pid = ev->pid };
+	probe_process(t, ev->pid);
+	/* the parent's private library copies, mapped in the child too */
+	pid_scan(t, ev->pid, ev->workload_id);
 }
 
 static void on_connect(struct tlsobs *t, const struct ly_flow *f)
 {
 	struct pid_ent *e = pid_get(t, f->pid);
 
+	probe_process(t, f->pid);
 	/* a pid seen before has its libraries probed already (exec re-scans) */
 	if (e->scanned_ms)
 		return;
@@ -425,6 +536,10 @@ void tlsobs_on_event(struct tlsobs *t, const struct ly_event_hdr *ev, size_t len
 	case LY_EV_EXEC:
 		if (len >= sizeof(struct ly_event_exec))
 			on_exec(t, (const struct ly_event_exec *)ev);
+		break;
+	case LY_EV_FORK:
+		if (len >= sizeof(struct ly_event_exec))
+			on_fork(t, (const struct ly_event_exec *)ev);
 		break;
 	case LY_EV_CONNECT:
 		if (len >= sizeof(struct ly_event_flow))

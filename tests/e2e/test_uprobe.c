@@ -496,35 +496,6 @@ Test(uprobe, an_sni_with_odd_bytes_is_escaped_not_dropped)
 
 /* --- the attach helper ------------------------------------------------------------------- */
 
-/* The pid of lanyardd's child named lanyardd-tls, 0 if none. */
-static pid_t helper_pid(pid_t daemon)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
-
-	cr_assert(d);
-	while (!found && (de = readdir(d))) {
-		long ppid = 0;
-		const char *p;
-		char *st;
-
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		st = h_read_file(h_strf("/proc/%s/status", de->d_name), NULL);
-		if (!st)
-			continue;
-		p = strstr(st, "\nPPid:");
-		if (p)
-			ppid = strtol(p + 6, NULL, 10);
-		if (ppid == daemon && !strncmp(st, "Name:\tlanyardd-tls\n", 19))
-			found = (pid_t)atoi(de->d_name);
-		free(st);
-	}
-	closedir(d);
-	return found;
-}
-
 static unsigned long long status_hex(const char *st, const char *field)
 {
 	const char *p = strstr(st, field);
@@ -545,7 +516,7 @@ Test(uprobe, the_attach_helper_holds_three_capabilities_and_no_other_fd)
 	DIR *d;
 
 	world_start(&w);
-	pid = helper_pid(w.d.pid);
+	pid = ly_tls_helper_pid(&w.d);
 	cr_assert_gt(pid, 0, "lanyardd has no lanyardd-tls child");
 	st = h_read_file(h_strf("/proc/%d/status", pid), NULL);
 	cr_assert(st);

@@ -5,6 +5,7 @@
  * the CLI, curl and the python3 clients in a cgroup, credentials taken from the upstream.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -95,9 +96,11 @@ char *ly_policy_text(const struct ly_daemon *d, const char *workloads)
 		      "state_dir: %s\n"
 		      "audit: { path: %s }\n"
 		      "control_socket: %s\n"
+		      "%s"
 		      "workloads:\n"
 		      "%s",
-		      d->port, d->admin_port, d->state_dir, d->audit, d->control, workloads);
+		      d->port, d->admin_port, d->state_dir, d->audit, d->control,
+		      d->policy_extra ? d->policy_extra : "", workloads);
 }
 
 void ly_write_policy(const struct ly_daemon *d, const char *workloads)
@@ -207,6 +210,37 @@ void ly_start(struct ly_daemon *d, const char *workloads)
 	cr_assert_gt(pid, 0, "cannot spawn lanyardd: %s", strerror((int)-pid));
 	rc = ly_wait_ready(d, 15000);
 	cr_assert_eq(rc, 0, "lanyardd did not become ready: %s", strerror(-rc));
+}
+
+/* --- the TLS attach helper ---------------------------------------------------------------- */
+
+/* The pid of lanyardd's child named lanyardd-tls, 0 if none. */
+pid_t ly_tls_helper_pid(const struct ly_daemon *ly)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+
+	cr_assert(d);
+	while (!found && (de = readdir(d))) {
+		long ppid = 0;
+		const char *p;
+		char *st;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		st = h_read_file(h_strf("/proc/%s/status", de->d_name), NULL);
+		if (!st)
+			continue;
+		p = strstr(st, "\nPPid:");
+		if (p)
+			ppid = strtol(p + 6, NULL, 10);
+		if (ppid == ly->pid && !strncmp(st, "Name:\tlanyardd-tls\n", 19))
+			found = (pid_t)atoi(de->d_name);
+		free(st);
+	}
+	closedir(d);
+	return found;
 }
 
 /* --- CLI ---------------------------------------------------------------------------------- */

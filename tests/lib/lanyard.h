@@ -34,6 +34,7 @@ struct ly_daemon {
 	char *name, *policy, *audit, *control, *state_dir, *pin_dir;
 	char *issuer;	/* "http://127.0.0.1:<admin_port>" */
 	char *jwks_url; /* issuer + "/.well-known/jwks.json" */
+	const char *policy_extra;	/* top-level policy lines ("key: value\n"), or NULL */
 	bool detach_registered;
 };
 
@@ -71,6 +72,9 @@ void ly_start(struct ly_daemon *d, const char *workloads);
  * the HTTP status (or -errno); *@body (may be NULL) gets the body, malloc'd.
  */
 int ly_admin_get(const struct ly_daemon *d, const char *path, char **body);
+
+/* The pid of lanyardd's child lanyardd-tls (the uprobe attach helper), 0 if none. */
+pid_t ly_tls_helper_pid(const struct ly_daemon *d);
 
 /* `lanyard --socket <control> ARGS...`: exit code as h_run; *@out as h_run. */
 int ly_cli(const struct ly_daemon *d, char **out, const char *arg0, ...)

@@ -117,3 +117,21 @@ int h_proc_mem_contains(pid_t pid, const void *needle, size_t len)
 
 	return r < 0 ? (int)r : found;
 }
+
+int h_proc_mem_byte(pid_t pid, unsigned long addr)
+{
+	char path[64];
+	unsigned char b;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, &b, 1, (off_t)addr);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	return n == 1 ? b : -EIO;
+}

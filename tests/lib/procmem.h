@@ -33,4 +33,7 @@ long long h_proc_mem_scan(pid_t pid, const struct h_needle *needles, size_t n, b
 /* 1 when @needle (@len bytes) occurs in @pid's memory, 0 when not, or -errno. */
 int h_proc_mem_contains(pid_t pid, const void *needle, size_t len);
 
+/* The byte at @addr in @pid's memory (0..255, what the process sees there), or -errno. */
+int h_proc_mem_byte(pid_t pid, unsigned long addr);
+
 #endif /* LANYARD_TESTS_PROCMEM_H */

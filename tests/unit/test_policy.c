@@ -622,7 +622,7 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 		  "duplicate key \"trust_domain\" in policy (first at line 1, column 1)" },
 		{ "trust_domain: a\ntrsut: b\n", 2, 1,
 		  "unknown key \"trsut\" in policy (expected: trust_domain, listen, admin, "
-		  "state_dir, audit, control_socket, ca, workloads)" },
+		  "state_dir, audit, control_socket, ca, tls_probes, workloads)" },
 		{ HEAD WL RT CRED("") "        rotes: x\n", 8, 9,
 		  "unknown key \"rotes\" in route (expected: to, credential, header, tls, "
 		  "upstream, ca_file, server_name" },
@@ -1169,6 +1169,18 @@ Test(policy, parses_workload_modes_and_observe_without_routes)
 	p = parse_ok(HEAD "workloads: [ { name: a, match: { cgroup: /a }, mode: observe } ]\n");
 	cr_expect_eq(p->workloads[0].mode, POLICY_MODE_OBSERVE);
 	cr_expect_eq(p->workloads[0].nroutes, 0);
+	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_HOST, "host probes are the default");
+	policy_free(p);
+}
+
+Test(policy, parses_the_tls_probe_scope)
+{
+	struct policy *p = parse_ok(HEAD "tls_probes: process\nworkloads: []\n");
+
+	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_PROCESS);
+	policy_free(p);
+	p = parse_ok(HEAD "workloads: []\ntls_probes: host\n");
+	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_HOST);
 	policy_free(p);
 }
 
@@ -1205,6 +1217,14 @@ ParameterizedTestParameters(policy, rejects_bad_modes_and_routes_on_observe_work
 		/* a bad route is reported as such whatever the mode */
 		{ HEAD OBS "    routes:\n      - to: 10.0.0.1\n" CRED("") "    mode: observe\n", 6, 13,
 		  "routes[0].to: \"10.0.0.1\": missing \":port\"" },
+		/* MALFORMED: the probe scope */
+		{ HEAD "tls_probes: processes\n" OBS "    mode: observe\n", 2, 13,
+		  "tls_probes: \"processes\" is not a probe scope (host, process)" },
+		{ HEAD "tls_probes: Host\n" OBS "    mode: observe\n", 2, 13,
+		  "\"Host\" is not a probe scope (host, process)" },
+		{ HEAD "tls_probes:\n" OBS "    mode: observe\n", 2, 12, "tls_probes: value is missing" },
+		{ HEAD "tls_probes: [host]\n" OBS "    mode: observe\n", 2, 13,
+		  "tls_probes: expected a string, got a list" },
 	};
 	struct bad_case *p = cr_malloc(sizeof(cases));
 

@@ -175,6 +175,20 @@ static int trap_open(void)
 	return fd;
 }
 
+/*
+ * Per-process probes are put in place after this process started: wait (5 s at most) until
+ * the first byte of its SSL_write is the breakpoint (int3) they put there.
+ */
+static void wait_probed(void)
+{
+	const volatile unsigned char *code = (const volatile unsigned char *)(void *)SSL_write;
+
+	for (int i = 0; i < 500 && *code != 0xcc; i++)
+		usleep(10 * 1000);
+	if (*code != 0xcc)
+		die("SSL_write was not probed for this process within 5 s");
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -197,7 +211,7 @@ int main(int argc, char **argv)
 
 	if (writes < BATCH || size < 64 || size > MAX_SIZE) {
 		fprintf(stderr, "usage: ly-bench-uprobe WRITES(>=%d) [SIZE 64..%d] [body|head] "
-			"[trap]\n",
+			"[trap|probed]\n",
 			BATCH, MAX_SIZE);
 		return 2;
 	}
@@ -217,6 +231,8 @@ int main(int argc, char **argv)
 	fill(buf, size, head);
 	if (argc > 4 && !strcmp(argv[4], "trap"))
 		trap = trap_open();
+	if (argc > 4 && !strcmp(argv[4], "probed"))
+		wait_probed();
 	for (i = 0; i < WARMUP; i++)
 		if (SSL_write(s, buf, (int)size) != (int)size)
 			die("SSL_write failed");

@@ -554,18 +554,11 @@ static struct tls_file *tls_file_find(struct kernel *k, uint64_t dev, uint64_t i
 	return NULL;
 }
 
-/*
- * Processes whose pidfd became readable have exited: their probes go (the kernel keeps a
- * dead task's perf events until their fds close).  Returns how many files were released.
- */
-static int tls_reap(struct kernel *k)
+/* Release the files of the n pidfds that became readable; how many were. */
+static int tls_reap_events(struct kernel *k, const struct epoll_event *ev, int n)
 {
-	struct epoll_event ev[64];
-	int n, released = 0;
+	int released = 0;
 
-	if (k->tls_epfd < 0)
-		return 0;
-	n = epoll_wait(k->tls_epfd, ev, 64, 0);
 	for (int e = 0; e < n; e++) {
 		for (size_t i = 0; i < k->ntfiles; i++) {
 			if (k->tfiles[i].pidfd != ev[e].data.fd)
@@ -577,6 +570,25 @@ static int tls_reap(struct kernel *k)
 			break;
 		}
 	}
+	return released;
+}
+
+/*
+ * Processes whose pidfd became readable have exited: their probes go (the kernel keeps a
+ * dead task's perf events until their fds close).  Returns how many files were released.
+ */
+static int tls_reap(struct kernel *k)
+{
+	struct epoll_event ev[64];
+	int n, released = 0;
+
+	if (k->tls_epfd < 0)
+		return 0;
+	/* all of them: a pid left probed by a dead process would pass for a new process's */
+	do {
+		n = epoll_wait(k->tls_epfd, ev, 64, 0);
+		released += tls_reap_events(k, ev, n);
+	} while (n == 64);
 	return released;
 }
 
@@ -968,7 +980,6 @@ static void tls_helper_abandon(struct kernel *k)
 {
 	close(k->tls_sock);
 	k->tls_sock = -1;
-	k->tls_epfd = -1;
 	k->tls_helper_gone = 1;
 	kill(k->tls_helper, SIGKILL);
 	waitpid(k->tls_helper, NULL, 0);

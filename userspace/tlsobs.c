@@ -138,6 +138,9 @@ static int attach_targets(struct tlsobs *t, const struct procscan_result *r, uin
 	char err[PATH_MAX + 128];
 	int rc, ok = 0;
 
+	if (target == 0)
+		return 0;	/* no process to probe, and never the whole host */
+
 	for (size_t i = 0; i < r->n; i++) {
 		rc = kernel_tls_attach(t->d->kern, r->t[i].path, r->t[i].libs, target, err,
 				       sizeof(err));

@@ -711,9 +711,10 @@ static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const c
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = tls_file_attach(k, tf, path, libs);
-	if (n > 0 && pidfd >= 0 && (n = tls_watch_exit(k, pidfd)) == 0) {
-		tf->pidfd = pidfd;
-		n = (int)tf->nlinks;
+	if (n > 0 && pidfd >= 0) {
+		int rc = tls_watch_exit(k, pidfd);
+
+		n = rc < 0 ? rc : n;
 	}
 	if (n <= 0) {
 		if (n == -ESRCH || (n == -ENOENT && pid > 0 && kill(pid, 0) < 0))
@@ -721,11 +722,11 @@ static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const c
 		else
 			snprintf(err, errlen, "%s: no TLS write function could be probed: %s",
 				 name, strerror(n < 0 ? -n : ENOENT));
-		if (tf->pidfd < 0 && pidfd >= 0)
-			close(pidfd);
 		tls_file_free(tf);
-		return n < 0 ? n : -ENOENT;
+		n = n < 0 ? n : -ENOENT;
+		goto fail;
 	}
+	tf->pidfd = pidfd;	/* the file owns it from now on */
 	k->ntfiles++;
 	if (pid > 0)
 		k->nproc_files++;

@@ -353,19 +353,26 @@ static const struct policy_route *conn_route(struct conn *c)
 	return c->route;
 }
 
-static void audit_use(struct conn *c, const struct http1_request *req, const struct cred *cr)
+/* Start the audit record @event of c with who it is: flow, workload, cgroup, pid, exe. */
+static void audit_conn_begin(const struct conn *c, const char *event)
 {
-	struct daemon *d = c->px->d;
-	char path[1024];	/* whole segments up to here: the rest is cut */
-	/* a query, userinfo or a path segment may carry a secret (docs/discover.md) */
-	size_t plen = discover_redact_target(req->target.ptr, req->target.len, path, sizeof(path));
+	const struct daemon *d = c->px->d;
 
-	audit_begin("credential.use");
+	audit_begin(event);
 	audit_u64("flow", c->id);
 	audit_str("workload", d->wl_names[c->wl_id]);
 	audit_u64("cgroup", c->flow.cgroup_id);
 	audit_u64("pid", c->flow.pid);
 	audit_str("exe", c->exe);
+}
+
+static void audit_use(struct conn *c, const struct http1_request *req, const struct cred *cr)
+{
+	char path[1024];	/* whole segments up to here: the rest is cut */
+	/* a query, userinfo or a path segment may carry a secret (docs/discover.md) */
+	size_t plen = discover_redact_target(req->target.ptr, req->target.len, path, sizeof(path));
+
+	audit_conn_begin(c, "credential.use");
 	audit_strn("method", req->method.ptr, req->method.len);
 	audit_strn("host", req->host.ptr, req->host.len);
 	audit_strn("path", path, plen);
@@ -506,18 +513,6 @@ static void out_wipe(struct conn *c)
 	c->out_secret = 0;
 }
 
-/* Start a flow.deny audit record for c with who and what it is; the caller adds why. */
-static void audit_deny_begin(const struct conn *c)
-{
-	const struct daemon *d = c->px->d;
-
-	audit_begin("flow.deny");
-	audit_u64("flow", c->id);
-	audit_str("workload", d->wl_names[c->wl_id]);
-	audit_u64("cgroup", c->flow.cgroup_id);
-	audit_u64("pid", c->flow.pid);
-	audit_str("exe", c->exe);
-}
 
 /*
  * The upstream did not prove its identity (c->tls_why says how): nothing that
@@ -532,7 +527,7 @@ static void upstream_tls_fail(struct conn *c)
 	if (c->ussl)
 		tls_peer_name(c->ussl, name, sizeof(name));
 	d->m.upstream_failed++;
-	audit_deny_begin(c);
+	audit_conn_begin(c, "flow.deny");
 	audit_str("reason", c->tls_why);
 	audit_str("upstream", c->udst);
 	audit_str("server_name", name[0] ? name : NULL);
@@ -1034,7 +1029,7 @@ static void client_tls_fail(struct conn *c, const char *reason, const char *deta
 	struct daemon *d = c->px->d;
 
 	d->m.flow_denied++;
-	audit_deny_begin(c);
+	audit_conn_begin(c, "flow.deny");
 	audit_str("dst", c->dst);
 	audit_str("reason", reason);
 	audit_str("detail", detail);
@@ -1104,7 +1099,7 @@ static void passthrough_deny(struct conn *c, const char *reason, const char *sni
 	struct daemon *d = c->px->d;
 
 	d->m.flow_denied++;
-	audit_deny_begin(c);
+	audit_conn_begin(c, "flow.deny");
 	audit_str("dst", c->dst);
 	audit_str("mode", "passthrough");
 	audit_str("reason", reason);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,20 @@ static const char *pid_exe(struct tlsobs *t, uint32_t pid, const char *comm)
 /* --- attaching -------------------------------------------------------------------- */
 
 /*
+ * Is the target one of the host's libraries, probed already for pid (for every process
+ * with tls_probes: host, at start)?  Then a scan that finds it mapped asks nothing.
+ */
+static bool host_covered(struct tlsobs *t, const struct procscan_target *tg, uint32_t pid)
+{
+	if (t->per_process && !pid_get(t, pid)->probed)
+		return false;
+	for (size_t i = 0; i < t->host.n; i++)
+		if (t->host.t[i].dev == tg->dev && t->host.t[i].ino == tg->ino)
+			return true;
+	return false;
+}
+
+/*
  * Probe the files of r: for every process (tls_probes: host), or for pid only.
  * The number of files probed for it now or before.
  */
@@ -140,8 +155,11 @@ static int attach_targets(struct tlsobs *t, const struct procscan_result *r, uin
 
 	if (target == 0)
 		return 0;	/* no process to probe, and never the whole host */
-
 	for (size_t i = 0; i < r->n; i++) {
+		if (r != &t->host && host_covered(t, &r->t[i], pid)) {
+			ok++;
+			continue;
+		}
 		rc = kernel_tls_attach(t->d->kern, r->t[i].path, r->t[i].libs, target, err,
 				       sizeof(err));
 		if (rc == -ENOTSUP) {
@@ -212,6 +230,23 @@ static void rescan_queue(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 	q->due_ms = loop_now_ms(t->d->loop) + rescan_delay_ms[0];
 }
 
+/* A process of a workload: probed, and scanned unless it was already. */
+static void pid_seen(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
+{
+	probe_process(t, pid);
+	/* a pid seen before has its libraries probed already (exec re-scans) */
+	if (!pid_get(t, pid)->scanned_ms)
+		pid_scan(t, pid, wl_id);
+}
+
+/* A new program or a new process: what was known of pid is forgotten, it is probed anew. */
+static void pid_new(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
+{
+	*pid_get(t, pid) = (struct pid_ent){ .pid = pid };
+	probe_process(t, pid);
+	pid_scan(t, pid, wl_id);
+}
+
 /* tls_probes: process: every process in the cgroups of the workloads, probed. */
 static void walk_cgroup(struct tlsobs *t, int dirfd, uint32_t wl_id, int depth)
 {
@@ -223,11 +258,8 @@ static void walk_cgroup(struct tlsobs *t, int dirfd, uint32_t wl_id, int depth)
 
 	if (!f && fd >= 0)
 		close(fd);
-	while (f && fscanf(f, "%u", &pid) == 1) {
-		probe_process(t, pid);
-		if (!pid_get(t, pid)->scanned_ms)
-			pid_scan(t, pid, wl_id);
-	}
+	while (f && fscanf(f, "%u", &pid) == 1)
+		pid_seen(t, pid, wl_id);
 	if (f)
 		fclose(f);
 	if (depth >= WALK_DEPTH || !(dir = fdopendir(dirfd))) {
@@ -317,35 +349,23 @@ void tlsobs_tick(struct tlsobs *t)
 
 static void on_exec(struct tlsobs *t, const struct ly_event_exec *ev)
 {
-	struct pid_ent *e = pid_get(t, ev->pid);
-
-	/* a new program: new exe, new libraries */
-	*e = (struct pid_ent){ .pid = ev->pid };
-	probe_process(t, ev->pid);
-	pid_scan(t, ev->pid, ev->workload_id);
+	pid_new(t, ev->pid, ev->workload_id);
+	/* ld.so maps the new program's libraries after exec */
 	rescan_queue(t, ev->pid, ev->workload_id);
 }
 
-/* tls_probes: process: a new process has none of its parent's probes. */
+/*
+ * tls_probes: process: a new process has none of its parent's probes (pid_scan finds the
+ * parent's private library copies, mapped in the child too).
+ */
 static void on_fork(struct tlsobs *t, const struct ly_event_exec *ev)
 {
-	struct pid_ent *e = pid_get(t, ev->pid);
-
-	*e = (struct pid_ent){ .pid = ev->pid };
-	probe_process(t, ev->pid);
-	/* the parent's private library copies, mapped in the child too */
-	pid_scan(t, ev->pid, ev->workload_id);
+	pid_new(t, ev->pid, ev->workload_id);
 }
 
 static void on_connect(struct tlsobs *t, const struct ly_flow *f)
 {
-	struct pid_ent *e = pid_get(t, f->pid);
-
-	probe_process(t, f->pid);
-	/* a pid seen before has its libraries probed already (exec re-scans) */
-	if (e->scanned_ms)
-		return;
-	pid_scan(t, f->pid, f->workload_id);
+	pid_seen(t, f->pid, f->workload_id);
 }
 
 /* --- LY_EV_DATA ------------------------------------------------------------------- */

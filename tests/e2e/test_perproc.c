@@ -109,17 +109,6 @@ static long long num(const json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
-/* A counter of the kernel side (`lanyard --json status`: kernel.@name); -1 if none. */
-static long long kernel_stat(const struct ly_daemon *d, const char *name)
-{
-	json_t *st = ly_cli_json(d, "status");
-	json_t *v = json_object_get(json_object_get(st, "kernel"), name);
-	long long n = json_is_integer(v) ? json_integer_value(v) : -1;
-
-	json_decref(st);
-	return n;
-}
-
 Test(perproc, only_the_observed_process_carries_the_breakpoint)
 {
 	unsigned long a_obs, a_other;
@@ -227,7 +216,7 @@ Test(perproc, a_child_forked_without_exec_is_probed)
 	cr_assert(ev, "the forked child's request was not seen");
 	cr_expect_eq(num(ev, "pid"), child);
 	json_decref(ev);
-	cr_expect_gt(kernel_stat(&w.d, "fork"), 0, "the kernel counted no fork");
+	cr_expect_gt(ly_kernel_stat(&w.d, "fork"), 0, "the kernel counted no fork");
 	tlsfix_ca_free(w.ca);
 }
 

@@ -274,16 +274,27 @@ json_t *ly_cli_json(const struct ly_daemon *d, const char *cmd)
 	return j;
 }
 
-long long ly_metric(const struct ly_daemon *d, const char *name)
+/* The counter @name of the @section object of `lanyard --json status`; -1 if none. */
+static long long status_counter(const struct ly_daemon *d, const char *section, const char *name)
 {
 	json_t *st = ly_cli_json(d, "status"), *v;
 	long long n = -1;
 
-	v = json_object_get(json_object_get(st, "metrics"), name);
+	v = json_object_get(json_object_get(st, section), name);
 	if (json_is_integer(v))
 		n = (long long)json_integer_value(v);
 	json_decref(st);
 	return n;
+}
+
+long long ly_metric(const struct ly_daemon *d, const char *name)
+{
+	return status_counter(d, "metrics", name);
+}
+
+long long ly_kernel_stat(const struct ly_daemon *d, const char *name)
+{
+	return status_counter(d, "kernel", name);
 }
 
 bool ly_wait_enrolled(const struct ly_daemon *d, const char *workload, int timeout_ms)

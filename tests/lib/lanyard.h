@@ -83,6 +83,8 @@ int ly_cli(const struct ly_daemon *d, char **out, const char *arg0, ...)
 json_t *ly_cli_json(const struct ly_daemon *d, const char *cmd);
 /* A counter of `lanyard --json status` (metrics.@name); -1 when unavailable. */
 long long ly_metric(const struct ly_daemon *d, const char *name);
+/* A counter of the kernel side (`lanyard --json status`: kernel.@name); -1 when unavailable. */
+long long ly_kernel_stat(const struct ly_daemon *d, const char *name);
 /* Poll `lanyard --json workloads` until @workload is enrolled: true, or false at timeout. */
 bool ly_wait_enrolled(const struct ly_daemon *d, const char *workload, int timeout_ms);
 

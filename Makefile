@@ -175,6 +175,7 @@ $(FUZZ_OUT)/%: tools/fuzz/%.c tools/fuzz/fuzz.h $(LIB_SRCS) $(wildcard userspace
 FUZZ_DEPS_fuzz_http1  := userspace/http1.c
 FUZZ_DEPS_fuzz_policy := userspace/policy.c userspace/log.c
 FUZZ_DEPS_fuzz_tlshello := userspace/tlshello.c
+FUZZ_DEPS_fuzz_procscan := userspace/procscan.c
 FUZZ_DEPS_fuzz_discover := userspace/discover.c userspace/http1.c userspace/secret.c \
                            userspace/audit.c userspace/log.c
 

@@ -556,10 +556,33 @@ static __always_inline void obj_forget(__u64 ssl)
 	bpf_map_delete_elem(&tls_objs, &key);
 }
 
+/* What each probed function means; the programs below and ly_tls_entry share these. */
+static __always_inline int on_ssl_write(__u64 ssl, __u64 buf, int num)
+{
+	return write_enter(LY_LIB_OPENSSL, ssl, buf, num > 0 ? num : 0);
+}
+
+/* SSL_set_tlsext_host_name(ssl, name) is SSL_ctrl(ssl, 55, 0, name) */
+static __always_inline void on_ssl_ctrl(__u64 ssl, int cmd, const void *parg)
+{
+	if (cmd == SSL_CTRL_SET_TLSEXT_HOSTNAME)
+		obj_set_sni(ssl, parg, 0);
+}
+
+/* gnutls_server_name_set(session, GNUTLS_NAME_DNS, name, name_length) */
+static __always_inline void on_gnutls_sni(__u64 session, int type, const void *name, __u64 len)
+{
+	if (type == 1 && len)
+		obj_set_sni(session, name, len > LY_SNI_LEN ? LY_SNI_LEN : (__u32)len);
+}
+
+/*
+ * Attached with one perf event per function (kernels without uprobe.multi links).
+ */
 SEC("uprobe")
 int BPF_KPROBE(ly_ssl_write, void *ssl, const void *buf, int num)
 {
-	return write_enter(LY_LIB_OPENSSL, (__u64)ssl, (__u64)buf, num > 0 ? num : 0);
+	return on_ssl_write((__u64)ssl, (__u64)buf, num);
 }
 
 SEC("uprobe")
@@ -575,12 +598,10 @@ int BPF_KRETPROBE(ly_tls_wret)
 	return write_return();
 }
 
-/* SSL_set_tlsext_host_name(ssl, name) is SSL_ctrl(ssl, 55, 0, name) */
 SEC("uprobe")
 int BPF_KPROBE(ly_ssl_ctrl, void *ssl, int cmd, long larg, void *parg)
 {
-	if (cmd == SSL_CTRL_SET_TLSEXT_HOSTNAME)
-		obj_set_sni((__u64)ssl, parg, 0);
+	on_ssl_ctrl((__u64)ssl, cmd, parg);
 	return 0;
 }
 
@@ -611,12 +632,10 @@ int BPF_KPROBE(ly_gnutls_send, void *session, const void *data, __u64 size)
 	return write_enter(LY_LIB_GNUTLS, (__u64)session, (__u64)data, size);
 }
 
-/* gnutls_server_name_set(session, GNUTLS_NAME_DNS, name, name_length) */
 SEC("uprobe")
 int BPF_KPROBE(ly_gnutls_sni, void *session, int type, const void *name, __u64 len)
 {
-	if (type == 1 && len)
-		obj_set_sni((__u64)session, name, len > LY_SNI_LEN ? LY_SNI_LEN : (__u32)len);
+	on_gnutls_sni((__u64)session, type, name, len);
 	return 0;
 }
 
@@ -626,6 +645,48 @@ int BPF_KPROBE(ly_gnutls_fd, void *session, int recv_fd, int send_fd)
 {
 	obj_set_fd((__u64)session, send_fd);
 	return 0;
+}
+
+/*
+ * The same for uprobe.multi links (Linux 6.6): lanyardd loads these two with that attach
+ * type and links every function of one file, for one process or for all, at once: one
+ * link to make and one to release (each release waits for an RCU tasks-trace grace
+ * period) instead of one per function.  The cookie is the function (enum ly_tls_fn).
+ */
+SEC("uprobe")
+int BPF_KPROBE(ly_tls_entry, __u64 a1, __u64 a2, __u64 a3, __u64 a4)
+{
+	switch (bpf_get_attach_cookie(ctx)) {
+	case LY_FN_SSL_WRITE:
+		return on_ssl_write(a1, a2, (int)a3);
+	case LY_FN_SSL_WRITE_EX:
+		return write_enter(LY_LIB_OPENSSL, a1, a2, a3);
+	case LY_FN_GNUTLS_SEND:
+		return write_enter(LY_LIB_GNUTLS, a1, a2, a3);
+	case LY_FN_SSL_CTRL:
+		on_ssl_ctrl(a1, (int)a2, (const void *)a4);
+		break;
+	case LY_FN_GNUTLS_SNI:
+		on_gnutls_sni(a1, (int)a2, (const void *)a3, a4);
+		break;
+	case LY_FN_SSL_SET_FD:
+		obj_set_fd(a1, (int)a2);
+		break;
+	case LY_FN_GNUTLS_FD:
+		obj_set_fd(a1, (int)a3);
+		break;
+	case LY_FN_SSL_FREE:
+	case LY_FN_GNUTLS_DEINIT:
+		obj_forget(a1);
+		break;
+	}
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ly_tls_mret)
+{
+	return write_return();
 }
 
 /* --- write syscalls ----------------------------------------------------------------- */

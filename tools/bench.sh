@@ -36,6 +36,8 @@ UPROBE=${BENCH_UPROBE:-1}
 UPROBE_WRITES=${BENCH_UPROBE_WRITES:-100000}
 UPROBE_HEADS=${BENCH_UPROBE_HEADS:-20000}
 UPROBE_ROUNDS=${BENCH_UPROBE_ROUNDS:-5}
+COVER_N=${BENCH_COVER_N:-20}
+COVER_PORT=${BENCH_COVER_PORT:-18997}
 SOURCES=${BENCH_SOURCES:-1}
 ISSUES=${BENCH_ISSUES:-20}
 IDP_PORT=${BENCH_IDP_PORT:-18090}
@@ -58,7 +60,7 @@ PIN_DIR=/sys/fs/bpf/lanyard-bench-$$
 TARGETS=(direct lanyard nginx haproxy)
 TLS_TARGETS=(direct-tls lanyard-tls nginx-tls)
 
-T='' CG_MNT='' UP_PID='' LD_PID='' NG_PID='' HA_PID='' PROBE_PID='' STATS_OLD=''
+T='' CG_MNT='' UP_PID='' LD_PID='' NG_PID='' HA_PID='' PROBE_PID='' STATS_OLD='' COVER_PID=''
 UPT_PID='' NGT_PID='' IDP_PID=''
 COUNTS='' # where run_wrk appends lanyardd's counters around a lanyard run
 
@@ -91,6 +93,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	set +e
 	stop "$PROBE_PID"
+	stop "$COVER_PID"
 	stop "$NG_PID" QUIT # nginx: graceful stop of master and worker
 	stop "$NGT_PID" QUIT
 	stop "$HA_PID"
@@ -780,6 +783,28 @@ uprobe_lanyardd_start() {
 		die "lanyardd (observe) did not come up with its uprobes:" \
 			"$(tail -n 5 "$T/lanyardd-uprobe.log")"
 }
+# uprobe_cover NAME: COVER_N fresh curls from the observed cgroup, one after the other and
+# then 10 at a time; prints how many of each lanyardd saw (a flow.tls event with their path)
+uprobe_cover() {
+	local i pids=''
+	for i in $(seq "$COVER_N"); do
+		"$BIN/ly-cgexec" "$CG_OBS" -- curl -sk -o /dev/null \
+			"https://127.0.0.1:$COVER_PORT/cover-$1-seq-$i" || die "curl (cover) failed"
+	done
+	for i in $(seq "$COVER_N"); do
+		"$BIN/ly-cgexec" "$CG_OBS" -- curl -sk -o /dev/null \
+			"https://127.0.0.1:$COVER_PORT/cover-$1-par-$i" &
+		pids="$pids $!"
+		if [ $((i % 10)) = 0 ]; then
+			wait $pids || die "curl (cover) failed"
+			pids=''
+		fi
+	done
+	[ -z "$pids" ] || wait $pids || die "curl (cover) failed"
+	sleep 1 # lanyardd drains its ring buffer
+	printf '%s %s\n' "$(grep -c "\"path\":\"/cover-$1-seq-" "$T/audit-uprobe.jsonl")" \
+		"$(grep -c "\"path\":\"/cover-$1-par-" "$T/audit-uprobe.jsonl")"
+}
 if [ "$UPROBE" = 1 ]; then
 	step "TLS uprobes: the cost of one SSL_write"
 	cc "${HELPER_CFLAGS[@]}" tools/bench/uprobe_write.c -lssl -lcrypto -lpthread \
@@ -802,8 +827,17 @@ workloads:
     match: { cgroup: $CG_OBS }
     mode: observe
 EOF
+	# for the coverage rows: an HTTPS server that short-lived curls call
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=cover.bench.lanyard -keyout "$T/cover.key" -out "$T/cover.crt" \
+		2>/dev/null || die "cannot make the cover certificate"
+	openssl s_server -accept "127.0.0.1:$COVER_PORT" -cert "$T/cover.crt" \
+		-key "$T/cover.key" -www -quiet >/dev/null 2>&1 &
+	COVER_PID=$!
+	wait_for 10 port_listening "$COVER_PORT" || die "openssl s_server did not start"
 	uprobe_lanyardd_start
 	say "  $(grep -m1 'uprobes on' "$T/lanyardd-uprobe.log" | sed 's/.*info: //')"
+	COVER_HOST=$(uprobe_cover host)
 	for _ in $(seq "$UPROBE_ROUNDS"); do
 		uprobe_run unobs-body "$CG_PLAIN" "$UPROBE_WRITES" body
 		uprobe_run obs-body "$CG_OBS" "$UPROBE_WRITES" body
@@ -820,6 +854,9 @@ EOF
 		uprobe_run unobs-proc "$CG_PLAIN" "$UPROBE_WRITES" body
 		uprobe_run obs-proc "$CG_OBS" "$UPROBE_WRITES" body probed
 	done
+	COVER_PROC=$(uprobe_cover proc)
+	stop "$COVER_PID"
+	COVER_PID=''
 	stop "$LD_PID"
 	LD_PID=''
 	# no probes, part 2: after it detached (--ephemeral)
@@ -828,9 +865,10 @@ EOF
 	say "  one loopback TLS 1.3 connection, 64-byte SSL_write calls to a sink thread;"
 	say "  $UPROBE_ROUNDS runs of each, alternating ($UPROBE_WRITES writes per run; request" \
 		"heads: $UPROBE_HEADS); ns per call: median over runs (range)"
-	"$PY" - "$T" "$HEADS_SEEN" <<'EOF'
+	"$PY" - "$T" "$HEADS_SEEN" "$COVER_N" $COVER_HOST $COVER_PROC <<'EOF'
 import re, statistics, sys
 d, seen = sys.argv[1], int(sys.argv[2])
+cover_n, cover = int(sys.argv[3]), [int(a) for a in sys.argv[4:8]]
 def field(name, key):
     return [float(re.search(key + r"=(\d+)", l).group(1)) for l in open(f"{d}/uprobe.{name}")]
 def runs(name):
@@ -871,6 +909,10 @@ print("  the kernel's uprobe trap alone: %+.2f us per call; lanyard's programs a
       " to it (observed)" % ((med["trap-body"] - med["none-body"]) / 1000,
                              (med["obs-body"] - med["trap-body"]) / 1000))
 print("  lanyardd audited %d flow.tls events for the %d request heads written" % (seen, heads))
+print("\n  coverage: fresh curl processes in the observed cgroup whose request lanyardd saw")
+print("  %-36s %14s %14s" % ("", "one by one", "10 at a time"))
+for label, (sq, par) in (("tls_probes: host", cover[0:2]), ("tls_probes: process", cover[2:4])):
+    print("  %-36s %8d of %-3d %8d of %-3d" % (label, sq, cover_n, par, cover_n))
 EOF
 	say "  (TLS programs of other lanyardd instances loaded at the end: $UPROBES_OTHER)"
 fi

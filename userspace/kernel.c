@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <sys/mount.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
@@ -37,6 +38,7 @@
 #include "cgroupfs.h"
 #include "kernel.h"
 #include "log.h"
+#include "procscan.h"
 /* the generated skeleton casts away const on its embedded ELF bytes */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wcast-qual"
@@ -50,6 +52,11 @@
 #define TLS_MAX_FILES	1024	/* library files probed (system + private copies) */
 #define TLS_MAX_PROC_FILES 8192	/* (file, process) pairs probed with tls_probes: process */
 #define TLS_MAX_PENDING	64	/* per-process attaches queued at the helper */
+#define TLS_RELEASERS	8	/* threads closing uprobe links (each close waits) */
+#define TLS_OFFS_CACHE	64	/* library files whose function offsets are known */
+/* uprobe.multi (Linux 6.6), which the uapi headers built against may predate */
+#define LY_BPF_TRACE_UPROBE_MULTI	48
+#define LY_BPF_F_UPROBE_MULTI_RETURN	1U
 
 /* what kernel_apply() keeps of one workload */
 struct kernel_wl {
@@ -67,8 +74,27 @@ struct tls_file {
 	uint64_t dev, ino;
 	pid_t pid;		/* -1: every process that maps the file */
 	int pidfd;		/* pid's, in tls_epfd: its exit removes the probes; -1 */
-	struct bpf_link **links;
+	int mlinks[2];		/* uprobe.multi: the entries' link, the returns' link; -1 */
+	struct bpf_link **links;	/* without uprobe.multi: one per function */
 	size_t nlinks;
+};
+
+/* Where the probed functions are in one library file (enum ly_tls_fn; 0: not defined). */
+struct tls_offs {
+	struct procscan_key key;
+	uint64_t off[LY_FN_COUNT];
+	int found;
+};
+
+/*
+ * Releasing a uprobe link waits for an RCU tasks-trace grace period (tens of ms): the
+ * threads of a release pool close links side by side, so that those waits overlap and
+ * neither the attach helper nor lanyardd's event loop sits through them.
+ */
+struct tls_release {
+	int pipe[2];		/* fds to close, one int per write; -1 until first used */
+	pthread_t threads[TLS_RELEASERS];
+	int nthreads;
 };
 
 struct kernel {
@@ -84,6 +110,10 @@ struct kernel {
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
+	int tls_multi;			/* ly_tls_entry/ly_tls_mret loaded for uprobe.multi */
+	struct tls_offs offs[TLS_OFFS_CACHE];
+	unsigned noffs;			/* filled in offs, then the next one replaced */
+	struct tls_release rel;
 	struct ring_buffer *rb;
 	kernel_event_cb cb;		/* only set during kernel_events_poll() */
 	void *cb_ctx;
@@ -440,18 +470,41 @@ static int kernel_load(struct kernel *k, const struct kernel_opts *o, char *err,
  * observation is not enforcement, and stops with lanyardd.  Failing here only
  * disables observation (warned): enforcement must not depend on tracing.
  */
-static int tls_open(struct kernel *k)
+static int tls_load(struct kernel *k, int multi)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = k->pin_dir);
-	struct bpf_program *tps[NTPS];
-	int rc;
+	struct bpf_program *multis[] = { NULL, NULL };
 
 	k->tls = tls_bpf__open_opts(&oo);
 	if (!k->tls)
 		return -errno;
-	rc = tls_bpf__load(k->tls);
-	if (rc)
-		return rc;
+	multis[0] = k->tls->progs.ly_tls_entry;
+	multis[1] = k->tls->progs.ly_tls_mret;
+	for (int i = 0; i < 2; i++) {
+		if (multi)
+			bpf_program__set_expected_attach_type(multis[i], LY_BPF_TRACE_UPROBE_MULTI);
+		else
+			bpf_program__set_autoload(multis[i], false);
+	}
+	k->tls_multi = multi;
+	return tls_bpf__load(k->tls);
+}
+
+static int tls_open(struct kernel *k)
+{
+	struct bpf_program *tps[NTPS];
+	int rc;
+
+	rc = tls_load(k, 1);
+	if (rc) {
+		/* before Linux 6.6: one perf event per function and process */
+		log_info("TLS: no uprobe.multi links (%s): one uprobe link per function",
+			 strerror(-rc));
+		tls_bpf__destroy(k->tls);
+		rc = tls_load(k, 0);
+		if (rc)
+			return rc;
+	}
 	tps[0] = k->tls->progs.ly_sys_enter;
 	tps[1] = k->tls->progs.ly_exec;
 	tps[2] = k->tls->progs.ly_fork;
@@ -463,11 +516,67 @@ static int tls_open(struct kernel *k)
 	return 0;
 }
 
-static void tls_file_free(struct tls_file *tf)
+static void *tls_release_main(void *arg)
+{
+	int fd, rfd = *(int *)arg;
+
+	while (read(rfd, &fd, sizeof(fd)) == (ssize_t)sizeof(fd))
+		close(fd);
+	return NULL;
+}
+
+/* The release pool, started on first use.  0, or -errno (then links close inline). */
+static int tls_release_start(struct tls_release *r)
+{
+	pthread_attr_t attr;
+
+	if (r->pipe[1] >= 0)
+		return 0;
+	if (pipe2(r->pipe, O_CLOEXEC) < 0)
+		return -errno;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 << 10);
+	for (; r->nthreads < TLS_RELEASERS; r->nthreads++)
+		if (pthread_create(&r->threads[r->nthreads], &attr, tls_release_main, &r->pipe[0]))
+			break;
+	pthread_attr_destroy(&attr);
+	if (r->nthreads)
+		return 0;
+	close(r->pipe[0]);
+	close(r->pipe[1]);
+	r->pipe[0] = r->pipe[1] = -1;
+	return -EAGAIN;
+}
+
+/* Hand a link's fd to the pool; closed here when there is none. */
+static void tls_release_fd(struct tls_release *r, int fd)
+{
+	if (fd < 0)
+		return;
+	if (tls_release_start(r) < 0 || write(r->pipe[1], &fd, sizeof(fd)) != sizeof(fd))
+		close(fd);
+}
+
+/* Wait until the pool closed every fd it was given. */
+static void tls_release_stop(struct tls_release *r)
+{
+	if (r->pipe[1] < 0)
+		return;
+	close(r->pipe[1]);	/* EOF once drained: each thread returns */
+	for (int i = 0; i < r->nthreads; i++)
+		pthread_join(r->threads[i], NULL);
+	close(r->pipe[0]);
+	r->pipe[0] = r->pipe[1] = -1;
+	r->nthreads = 0;
+}
+
+static void tls_file_free(struct kernel *k, struct tls_file *tf)
 {
 	for (size_t j = 0; j < tf->nlinks; j++)
 		bpf_link__destroy(tf->links[j]);
 	free(tf->links);
+	for (int j = 0; j < 2; j++)
+		tls_release_fd(&k->rel, tf->mlinks[j]);
 	if (tf->pidfd >= 0)
 		close(tf->pidfd);
 }
@@ -475,11 +584,12 @@ static void tls_file_free(struct tls_file *tf)
 static void tls_close(struct kernel *k)
 {
 	for (size_t i = 0; i < k->ntfiles; i++)
-		tls_file_free(&k->tfiles[i]);
+		tls_file_free(k, &k->tfiles[i]);
 	free(k->tfiles);
 	k->tfiles = NULL;
 	k->ntfiles = 0;
 	k->nproc_files = 0;
+	tls_release_stop(&k->rel);
 	if (k->tls_epfd >= 0)
 		close(k->tls_epfd);
 	k->tls_epfd = -1;
@@ -492,9 +602,9 @@ static void tls_close(struct kernel *k)
 }
 
 /*
- * One library function and the program that watches it.  A write function also
- * gets the uretprobe ly_tls_wret: both or neither, since an entry without its
- * return leaves a thread "in flight" and a return without its entry sees nothing.
+ * One library function and what watches it.  A write function also gets the uretprobe
+ * (ly_tls_wret, ly_tls_mret): both or neither, since an entry without its return leaves
+ * a thread "in flight" and a return without its entry sees nothing.
  */
 struct tls_probe {
 	unsigned lib;		/* enum ly_lib */
@@ -503,43 +613,48 @@ struct tls_probe {
 };
 
 /*
- * What the library is told about an object (SNI, fd) is probed before its writes: a
- * process already running while its file is probed has a write seen without the SNI
- * set just before only if its handshake spans the attach of the probes in between.
+ * By enum ly_tls_fn, the cookie of a uprobe.multi offset.  What the library is told about
+ * an object (SNI, fd) is probed before its writes: a process already running while its
+ * file is probed has a write seen without the SNI set just before only if its handshake
+ * spans the attach of the probes in between.
  */
-static const struct tls_probe tls_probes[] = {
-	{ LY_LIB_OPENSSL, "SSL_ctrl", 0 },
-	{ LY_LIB_OPENSSL, "SSL_set_fd", 0 },
-	{ LY_LIB_OPENSSL, "SSL_free", 0 },
-	{ LY_LIB_OPENSSL, "SSL_write", 1 },
-	{ LY_LIB_OPENSSL, "SSL_write_ex", 1 },
-	{ LY_LIB_GNUTLS, "gnutls_server_name_set", 0 },
-	{ LY_LIB_GNUTLS, "gnutls_transport_set_int2", 0 },
-	{ LY_LIB_GNUTLS, "gnutls_deinit", 0 },
-	{ LY_LIB_GNUTLS, "gnutls_record_send", 1 },
+static const struct tls_probe tls_probes[LY_FN_COUNT] = {
+	[LY_FN_SSL_CTRL] = { LY_LIB_OPENSSL, "SSL_ctrl", 0 },
+	[LY_FN_SSL_SET_FD] = { LY_LIB_OPENSSL, "SSL_set_fd", 0 },
+	[LY_FN_SSL_FREE] = { LY_LIB_OPENSSL, "SSL_free", 0 },
+	[LY_FN_SSL_WRITE] = { LY_LIB_OPENSSL, "SSL_write", 1 },
+	[LY_FN_SSL_WRITE_EX] = { LY_LIB_OPENSSL, "SSL_write_ex", 1 },
+	[LY_FN_GNUTLS_SNI] = { LY_LIB_GNUTLS, "gnutls_server_name_set", 0 },
+	[LY_FN_GNUTLS_FD] = { LY_LIB_GNUTLS, "gnutls_transport_set_int2", 0 },
+	[LY_FN_GNUTLS_DEINIT] = { LY_LIB_GNUTLS, "gnutls_deinit", 0 },
+	[LY_FN_GNUTLS_SEND] = { LY_LIB_GNUTLS, "gnutls_record_send", 1 },
 };
-#define NPROBES		(sizeof(tls_probes) / sizeof(tls_probes[0]))
+#define NPROBES		LY_FN_COUNT
 #define NPROBE_LINKS	(2 * NPROBES)
 
-static struct bpf_program *tls_probe_prog(const struct kernel *k, const struct tls_probe *p)
+/* The program of function fn when each function has links of its own. */
+static struct bpf_program *tls_probe_prog(const struct kernel *k, enum ly_tls_fn fn)
 {
-	if (!strcmp(p->func, "SSL_write"))
-		return k->tls->progs.ly_ssl_write;
-	if (!strcmp(p->func, "SSL_write_ex"))
-		return k->tls->progs.ly_ssl_write_ex;
-	if (!strcmp(p->func, "SSL_ctrl"))
+	switch (fn) {
+	case LY_FN_SSL_CTRL:
 		return k->tls->progs.ly_ssl_ctrl;
-	if (!strcmp(p->func, "SSL_set_fd"))
+	case LY_FN_SSL_SET_FD:
 		return k->tls->progs.ly_ssl_set_fd;
-	if (!strcmp(p->func, "SSL_free"))
+	case LY_FN_SSL_FREE:
 		return k->tls->progs.ly_ssl_free;
-	if (!strcmp(p->func, "gnutls_record_send"))
-		return k->tls->progs.ly_gnutls_send;
-	if (!strcmp(p->func, "gnutls_server_name_set"))
+	case LY_FN_SSL_WRITE:
+		return k->tls->progs.ly_ssl_write;
+	case LY_FN_SSL_WRITE_EX:
+		return k->tls->progs.ly_ssl_write_ex;
+	case LY_FN_GNUTLS_SNI:
 		return k->tls->progs.ly_gnutls_sni;
-	if (!strcmp(p->func, "gnutls_deinit"))
+	case LY_FN_GNUTLS_FD:
+		return k->tls->progs.ly_gnutls_fd;
+	case LY_FN_GNUTLS_DEINIT:
 		return k->tls->progs.ly_gnutls_deinit;
-	return k->tls->progs.ly_gnutls_fd;
+	default:
+		return k->tls->progs.ly_gnutls_send;
+	}
 }
 
 /* Is the file probed for pid (or for every process)? */
@@ -563,7 +678,7 @@ static int tls_reap_events(struct kernel *k, const struct epoll_event *ev, int n
 		for (size_t i = 0; i < k->ntfiles; i++) {
 			if (k->tfiles[i].pidfd != ev[e].data.fd)
 				continue;
-			tls_file_free(&k->tfiles[i]);
+			tls_file_free(k, &k->tfiles[i]);
 			k->tfiles[i] = k->tfiles[--k->ntfiles];
 			k->nproc_files--;
 			released++;
@@ -592,19 +707,19 @@ static int tls_reap(struct kernel *k)
 	return released;
 }
 
-/* One probe (and its uretprobe) of p on path: the links attached (0, 1, 2) or -errno. */
-static int tls_probe_attach(struct kernel *k, struct tls_file *tf, const struct tls_probe *p,
+/* One probe (and its uretprobe) of fn on path: the links attached (0, 1, 2) or -errno. */
+static int tls_probe_attach(struct kernel *k, struct tls_file *tf, enum ly_tls_fn fn,
 			    const char *path)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = p->func);
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = tls_probes[fn].func);
 	struct bpf_link *entry, *ret;
 	int err;
 
 	/* pid -1: every process mapping this file, now and later; else that process */
-	entry = bpf_program__attach_uprobe_opts(tls_probe_prog(k, p), tf->pid, path, 0, &uo);
+	entry = bpf_program__attach_uprobe_opts(tls_probe_prog(k, fn), tf->pid, path, 0, &uo);
 	if (!entry)
 		return -errno;
-	if (!p->ret) {
+	if (!tls_probes[fn].ret) {
 		tf->links[tf->nlinks++] = entry;
 		return 1;
 	}
@@ -620,25 +735,122 @@ static int tls_probe_attach(struct kernel *k, struct tls_file *tf, const struct 
 	return 2;
 }
 
-/* Attach what libs asks for in path to tf; the number of probes attached. */
-static int tls_file_attach(struct kernel *k, struct tls_file *tf, const char *path, unsigned libs)
+/* Without uprobe.multi: one link per function; the number of probes attached. */
+static int tls_file_attach_each(struct kernel *k, struct tls_file *tf, const char *path,
+				unsigned libs)
 {
 	int n = 0, last = -ENOENT, rc;
 
-	for (size_t i = 0; i < NPROBES; i++) {
-		if (!(libs & (1u << tls_probes[i].lib)))
+	tf->links = calloc(NPROBE_LINKS, sizeof(*tf->links));
+	if (!tf->links)
+		return -ENOMEM;
+	for (int fn = 0; fn < LY_FN_COUNT; fn++) {
+		if (!(libs & (1u << tls_probes[fn].lib)))
 			continue;
-		rc = tls_probe_attach(k, tf, &tls_probes[i], path);
+		rc = tls_probe_attach(k, tf, fn, path);
 		if (rc < 0) {
 			/* a missing symbol is not an error for the others */
 			last = rc;
-			log_debug("%s: %s in %s: %s", __func__, tls_probes[i].func, path,
+			log_debug("%s: %s in %s: %s", __func__, tls_probes[fn].func, path,
 				  strerror(-rc));
 			continue;
 		}
 		n += rc;
 	}
 	return n ? n : last;
+}
+
+/* Where the probed functions are in the open file fd (st: its fstat); parsed once. */
+static const struct tls_offs *tls_offs_get(struct kernel *k, int fd, const struct stat *st)
+{
+	const char *names[LY_FN_COUNT];
+	struct procscan_key key;
+	struct tls_offs *o;
+
+	procscan_key(st, &key);
+	for (unsigned i = 0; i < k->noffs && i < TLS_OFFS_CACHE; i++)
+		if (!memcmp(&k->offs[i].key, &key, sizeof(key)))
+			return &k->offs[i];
+	for (int fn = 0; fn < LY_FN_COUNT; fn++)
+		names[fn] = tls_probes[fn].func;
+	o = &k->offs[k->noffs++ % TLS_OFFS_CACHE];
+	o->key = key;
+	o->found = procscan_funcs(fd, names, LY_FN_COUNT, o->off);
+	return o;
+}
+
+/* BPF_LINK_CREATE's uprobe.multi layout (Linux 6.6; uapi headers may predate it). */
+struct umulti_attr {
+	uint32_t prog_fd, target_fd, attach_type, flags;
+	uint64_t path, offsets, ref_ctr_offsets, cookies;
+	uint32_t cnt, mflags, pid;
+};
+
+/* A uprobe.multi link of prog at offs in path, for pid (-1: all): its fd or -errno. */
+static int umulti_link(const struct bpf_program *prog, const char *path, pid_t pid,
+		       const uint64_t *offs, const uint64_t *cookies, uint32_t cnt,
+		       uint32_t flags)
+{
+	struct umulti_attr a = {
+		.prog_fd = (uint32_t)bpf_program__fd(prog),
+		.attach_type = LY_BPF_TRACE_UPROBE_MULTI,
+		.path = (uint64_t)(uintptr_t)path,
+		.offsets = (uint64_t)(uintptr_t)offs,
+		.cookies = (uint64_t)(uintptr_t)cookies,
+		.cnt = cnt,
+		.mflags = flags,
+		.pid = pid > 0 ? (uint32_t)pid : 0,
+	};
+	int fd = (int)syscall(SYS_bpf, BPF_LINK_CREATE, &a, sizeof(a));
+
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * With uprobe.multi: one link for the functions' entries, one for the writes' returns,
+ * the returns first (a return without its entry sees nothing).  The number of probes.
+ */
+static int tls_file_attach_multi(struct kernel *k, struct tls_file *tf, int fd,
+				 const struct stat *st, const char *path, unsigned libs)
+{
+	uint64_t eoff[LY_FN_COUNT], ecookie[LY_FN_COUNT], roff[LY_FN_COUNT], rcookie[LY_FN_COUNT];
+	const struct tls_offs *o = tls_offs_get(k, fd, st);
+	uint32_t ne = 0, nr = 0;
+	int rc;
+
+	if (o->found < 0)
+		return o->found;
+	for (int fn = 0; fn < LY_FN_COUNT; fn++) {
+		if (!(libs & (1u << tls_probes[fn].lib)) || !o->off[fn])
+			continue;
+		eoff[ne] = o->off[fn];
+		ecookie[ne++] = (uint64_t)fn;
+		if (tls_probes[fn].ret) {
+			roff[nr] = o->off[fn];
+			rcookie[nr++] = (uint64_t)fn;
+		}
+	}
+	if (!nr)
+		return -ENOENT;		/* no write function: nothing to see */
+	rc = umulti_link(k->tls->progs.ly_tls_mret, path, tf->pid, roff, rcookie, nr,
+			 LY_BPF_F_UPROBE_MULTI_RETURN);
+	if (rc < 0)
+		return rc;
+	tf->mlinks[1] = rc;
+	rc = umulti_link(k->tls->progs.ly_tls_entry, path, tf->pid, eoff, ecookie, ne, 0);
+	if (rc < 0)
+		return rc;	/* the caller releases mlinks[1] */
+	tf->mlinks[0] = rc;
+	return (int)(ne + nr);
+}
+
+/* Attach what libs asks for in fd (at path, st its fstat) to tf; the number of probes. */
+static int tls_file_attach(struct kernel *k, struct tls_file *tf, int fd, const struct stat *st,
+			   const char *path, unsigned libs)
+{
+	if (k->tls_multi)
+		return tls_file_attach_multi(k, tf, fd, st, path, libs);
+	return tls_file_attach_each(k, tf, path, libs);
 }
 
 /* Watch pidfd in tls_epfd (created on first use): 0 or -errno. */
@@ -702,15 +914,10 @@ static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const c
 	}
 	k->tfiles = v;
 	tf = &v[k->ntfiles];
-	*tf = (struct tls_file){ .dev = st.st_dev, .ino = st.st_ino, .pid = pid, .pidfd = -1 };
-	tf->links = calloc(NPROBE_LINKS, sizeof(*tf->links));
-	if (!tf->links) {
-		snprintf(err, errlen, "out of memory");
-		n = -ENOMEM;
-		goto fail;
-	}
+	*tf = (struct tls_file){ .dev = st.st_dev, .ino = st.st_ino, .pid = pid, .pidfd = -1,
+				 .mlinks = { -1, -1 } };
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = tls_file_attach(k, tf, path, libs);
+	n = tls_file_attach(k, tf, fd, &st, path, libs);
 	if (n > 0 && pidfd >= 0) {
 		int rc = tls_watch_exit(k, pidfd);
 
@@ -722,7 +929,7 @@ static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const c
 		else
 			snprintf(err, errlen, "%s: no TLS write function could be probed: %s",
 				 name, strerror(n < 0 ? -n : ENOENT));
-		tls_file_free(tf);
+		tls_file_free(k, tf);
 		n = n < 0 ? n : -ENOENT;
 		goto fail;
 	}
@@ -824,11 +1031,13 @@ static int int_cmp(const void *a, const void *b)
  */
 static int helper_fds_close(const struct kernel *k, int sock)
 {
-	int keep[NPROBES + 2], n = 0, from = 3, null;
+	int keep[NPROBES + 4], n = 0, from = 3, null;
 
-	for (size_t i = 0; i < NPROBES; i++)
-		keep[n++] = bpf_program__fd(tls_probe_prog(k, &tls_probes[i]));
+	for (int fn = 0; fn < LY_FN_COUNT; fn++)
+		keep[n++] = bpf_program__fd(tls_probe_prog(k, fn));
 	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_wret);
+	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_entry);	/* -1 when not loaded */
+	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_mret);
 	keep[n++] = sock;
 	qsort(keep, (size_t)n, sizeof(keep[0]), int_cmp);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -910,6 +1119,8 @@ static void __attribute__((noreturn)) tls_helper_main(struct kernel *k, int sock
 	ring_buffer__free(k->rb);
 	k->rb = NULL;
 	helper_raise_nofile();
+	/* a release pool of lanyardd's has no threads here; its pipe is closed just below */
+	k->rel = (struct tls_release){ .pipe = { -1, -1 } };
 	if (helper_fds_close(k, sock) < 0 || helper_caps_drop() < 0)
 		_exit(1);
 	for (;;) {
@@ -1156,6 +1367,7 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 	k->ino_fd = -1;
 	k->tls_sock = -1;
 	k->tls_epfd = -1;
+	k->rel.pipe[0] = k->rel.pipe[1] = -1;
 	k->tls_async = o->tls_per_process;
 	k->daemon_cgid = o->daemon_cgid;
 	libbpf_set_print(libbpf_print);

@@ -37,13 +37,9 @@ struct mapped {
 	unsigned long ino;
 };
 
-/*
- * One classified file: same (dev, ino, size, mtime) means the same bytes.  ctime too: a
- * workload can set mtime back (utimensat) after rewriting its file, not ctime.
- */
+/* One classified file. */
 struct cache_ent {
-	uint64_t dev, ino, size;
-	int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+	struct procscan_key key;
 	int rc;				/* procscan_file's answer: 0 or -ENOEXEC */
 	struct procscan_elf elf;	/* jvm is by path: set by the caller */
 	bool used;
@@ -172,12 +168,21 @@ static struct cache_ent *cache_slot(const struct stat *st)
 	return &cache[h % PROCSCAN_CACHE];
 }
 
+void procscan_key(const struct stat *st, struct procscan_key *key)
+{
+	*key = (struct procscan_key){
+		.dev = st->st_dev, .ino = st->st_ino, .size = (uint64_t)st->st_size,
+		.mtime_s = st->st_mtim.tv_sec, .mtime_ns = st->st_mtim.tv_nsec,
+		.ctime_s = st->st_ctim.tv_sec, .ctime_ns = st->st_ctim.tv_nsec,
+	};
+}
+
 static bool cache_is(const struct cache_ent *e, const struct stat *st)
 {
-	return e->used && e->dev == (uint64_t)st->st_dev && e->ino == (uint64_t)st->st_ino &&
-	       e->size == (uint64_t)st->st_size && e->mtime_s == st->st_mtim.tv_sec &&
-	       e->mtime_ns == st->st_mtim.tv_nsec && e->ctime_s == st->st_ctim.tv_sec &&
-	       e->ctime_ns == st->st_ctim.tv_nsec;
+	struct procscan_key key;
+
+	procscan_key(st, &key);
+	return e->used && !memcmp(&e->key, &key, sizeof(key));
 }
 
 /* Classify an open regular file (st: its fstat), from the cache when it was seen. */
@@ -200,13 +205,99 @@ static int fd_classify(int fd, const struct stat *st, struct procscan_elf *out)
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	err = elf ? elf_scan(elf, out) : -ENOEXEC;
 	elf_end(elf);
-	*e = (struct cache_ent){
-		.dev = st->st_dev, .ino = st->st_ino, .size = (uint64_t)st->st_size,
-		.mtime_s = st->st_mtim.tv_sec, .mtime_ns = st->st_mtim.tv_nsec,
-		.ctime_s = st->st_ctim.tv_sec, .ctime_ns = st->st_ctim.tv_nsec,
-		.rc = err, .elf = *out, .used = true,
-	};
+	*e = (struct cache_ent){ .rc = err, .elf = *out, .used = true };
+	procscan_key(st, &e->key);
 	return err;
+}
+
+/* Where a function symbol's code is in the file: 0 if not in an executable section. */
+static uint64_t sym_file_off(Elf *elf, const GElf_Sym *sym)
+{
+	Elf_Scn *scn = elf_getscn(elf, sym->st_shndx);
+	GElf_Shdr sh;
+
+	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+	    !(sh.sh_flags & SHF_EXECINSTR) || sym->st_value < sh.sh_addr ||
+	    sym->st_value - sh.sh_addr >= sh.sh_size)
+		return 0;
+	return sym->st_value - sh.sh_addr + sh.sh_offset;
+}
+
+/*
+ * The defined functions of one symbol table that are in names and not found yet, at an
+ * offset inside the file (size bytes).
+ */
+static size_t elf_find_funcs(Elf *elf, Elf_Scn *scn, const char *const names[], size_t n,
+			     uint64_t size, uint64_t off[])
+{
+	size_t i, j, cnt, found = 0;
+	Elf_Data *data;
+	GElf_Shdr sh;
+
+	if (!scn || !gelf_getshdr(scn, &sh))
+		return 0;
+	cnt = syms_count(elf, &sh);
+	data = cnt ? elf_getdata(scn, NULL) : NULL;
+	if (!data || data->d_size < sh.sh_size)
+		return 0;
+	for (i = 1; i < cnt; i++) {
+		GElf_Sym sym;
+		const char *name;
+
+		if (!gelf_getsym(data, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || !sym.st_name ||
+		    GELF_ST_BIND(sym.st_info) == STB_LOCAL)
+			continue;
+		name = elf_strptr(elf, sh.sh_link, sym.st_name);
+		for (j = 0; name && j < n; j++) {
+			if (off[j] || strcmp(name, names[j]))
+				continue;
+			off[j] = sym_file_off(elf, &sym);
+			if (off[j] >= size)
+				off[j] = 0;
+			found += off[j] != 0;
+			break;
+		}
+	}
+	return found;
+}
+
+int procscan_funcs(int fd, const char *const names[], size_t n, uint64_t off[])
+{
+	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL;
+	size_t found = 0;
+	struct stat st;
+	Elf *elf;
+
+	memset(off, 0, n * sizeof(off[0]));
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -ENOEXEC;
+	if ((uint64_t)st.st_size > PROCSCAN_FILE_MAX)
+		return -EFBIG;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF) {
+		elf_end(elf);
+		return -ENOEXEC;
+	}
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh))
+			break;
+		if (sh.sh_type == SHT_DYNSYM && !dynsym)
+			dynsym = scn;
+		else if (sh.sh_type == SHT_SYMTAB && !symtab)
+			symtab = scn;
+	}
+	found = elf_find_funcs(elf, dynsym, names, n, (uint64_t)st.st_size, off);
+	if (found < n)
+		found += elf_find_funcs(elf, symtab, names, n, (uint64_t)st.st_size, off);
+	elf_end(elf);
+	return (int)found;
 }
 
 /*

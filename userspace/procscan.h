@@ -48,6 +48,26 @@ struct procscan_elf {
 };
 
 /*
+ * A file's identity for caches: the same key means the same bytes.  ctime too: a workload
+ * can set mtime back (utimensat) after rewriting its file, not ctime.
+ */
+struct procscan_key {
+	uint64_t dev, ino, size;
+	int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+};
+
+struct stat;
+void procscan_key(const struct stat *st, struct procscan_key *key);
+
+/*
+ * The file offsets (what a uprobe is placed at) of the functions named in names[n], from
+ * the global and weak STT_FUNC symbols of .dynsym, then .symtab; 0 for a function the
+ * file does not define in an executable section, inside the file.  pread()s fd (ELF_C_READ, never mapped), with the limits of
+ * procscan_file.  The number found, or -errno (-ENOEXEC: not ELF).
+ */
+int procscan_funcs(int fd, const char *const names[], size_t n, uint64_t off[]);
+
+/*
  * Classify one file by its ELF sections and symbols.  0, -ENOEXEC when it is not a
  * regular ELF file (a FIFO or device is refused without blocking), -EFBIG over 512 MiB,
  * or -errno.  out is zeroed first.  Answers are cached per (dev, ino, size, mtime), up

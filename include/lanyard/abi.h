@@ -145,6 +145,24 @@ enum ly_lib {
 	LY_LIB_GNUTLS = 2,	/* gnutls_record_send */
 };
 
+/*
+ * The library functions probed: the cookie of each offset of a uprobe.multi link, which
+ * tells ly_tls_entry what it was called for (one link per file and process, not one per
+ * function).
+ */
+enum ly_tls_fn {
+	LY_FN_SSL_CTRL,
+	LY_FN_SSL_SET_FD,
+	LY_FN_SSL_FREE,
+	LY_FN_SSL_WRITE,
+	LY_FN_SSL_WRITE_EX,
+	LY_FN_GNUTLS_SNI,	/* gnutls_server_name_set */
+	LY_FN_GNUTLS_FD,	/* gnutls_transport_set_int2 */
+	LY_FN_GNUTLS_DEINIT,
+	LY_FN_GNUTLS_SEND,	/* gnutls_record_send */
+	LY_FN_COUNT
+};
+
 /* ly_event_data.hdr.flags */
 #define LY_DATA_HEAD		(1U << 0)	/* data[] starts with an HTTP request line */
 #define LY_DATA_TRUNC		(1U << 1)	/* no end of head in the capture: cut after its

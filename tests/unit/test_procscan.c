@@ -275,6 +275,79 @@ static void patch_symtabs(const char *path, enum shdr_field what, uint64_t val)
 	fclose(f);
 }
 
+/*
+ * The offsets procscan_funcs gives for the uprobes are where the code of those functions
+ * is: the file's bytes there are the bytes the dynamic linker mapped at dlsym()'s address
+ * (from the second byte: the first may be a breakpoint of a lanyardd running on the host).
+ */
+static void expect_offsets_are_code(const char *lib, const char *const names[], size_t n)
+{
+	uint64_t off[8];
+	void *h = dlopen(lib, RTLD_NOW | RTLD_NOLOAD) ?: dlopen(lib, RTLD_NOW);
+	int fd = open(lib, O_RDONLY | O_CLOEXEC);
+
+	cr_assert(h && fd >= 0 && n <= 8, "%s: %s", lib, dlerror());
+	cr_assert_eq(procscan_funcs(fd, names, n, off), (int)n, "%s", lib);
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *code = dlsym(h, names[i]);
+		unsigned char file[16];
+
+		cr_assert(code, "%s: no %s", lib, names[i]);
+		cr_assert_gt(off[i], 0);
+		cr_assert_eq(pread(fd, file, sizeof(file), (off_t)off[i]), (ssize_t)sizeof(file));
+		cr_expect_arr_eq(file + 1, code + 1, sizeof(file) - 1, "%s: %s at 0x%llx", lib,
+				 names[i], (unsigned long long)off[i]);
+	}
+	close(fd);
+	dlclose(h);
+}
+
+Test(procscan, function_offsets_are_the_mapped_code)
+{
+	static const char *const ssl[] = { "SSL_write", "SSL_write_ex", "SSL_ctrl",
+					   "SSL_set_fd", "SSL_free" };
+	static const char *const gnutls[] = { "gnutls_record_send", "gnutls_server_name_set",
+					      "gnutls_transport_set_int2", "gnutls_deinit" };
+
+	expect_offsets_are_code(LIBDIR "/libssl.so.3", ssl, 5);
+	expect_offsets_are_code(LIBDIR "/libgnutls.so.30", gnutls, 4);
+}
+
+Test(procscan, function_offsets_of_what_a_file_does_not_define_are_zero)
+{
+	static const char *const names[] = { "SSL_write", "no_such_function", "gnutls_deinit" };
+	uint64_t off[3];
+	int fd = open(LIBDIR "/libcurl.so.4", O_RDONLY | O_CLOEXEC);
+
+	/* libcurl imports SSL_write: undefined there, not a place to probe */
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(procscan_funcs(fd, names, 3, off), 0);
+	cr_expect(!off[0] && !off[1] && !off[2]);
+	close(fd);
+	fd = open(tool_path("ly-static-tls"), O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(procscan_funcs(fd, names, 3, off), 1, "SSL_write in the static .symtab");
+	cr_expect(off[0] && !off[1] && !off[2]);
+	close(fd);
+	fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(procscan_funcs(fd, names, 3, off), -ENOEXEC);
+	close(fd);
+}
+
+/* How many of { SSL_write } procscan_funcs finds in path. */
+static int offsets_found(const char *path)
+{
+	static const char *const names[] = { "SSL_write" };
+	uint64_t off[1];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	cr_assert_geq(fd, 0);
+	rc = procscan_funcs(fd, names, 1, off);
+	close(fd);
+	return rc;
+}
+
 Test(procscan, malformed_symbol_tables_are_not_read)
 {
 	static const struct {
@@ -297,12 +370,14 @@ Test(procscan, malformed_symbol_tables_are_not_read)
 
 	cr_assert_eq(procscan_file(so, &e), 0);
 	cr_assert_eq(e.libs, OPENSSL, "the unpatched copy defines SSL_write");
+	cr_assert_eq(offsets_found(so), 1, "the unpatched copy's SSL_write offset");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(path, sizeof(path), "%s/libbad%zu.so", dir, i);
 		copy_file(so, path);
 		patch_symtabs(path, cases[i].what, cases[i].val);
 		cr_expect_eq(procscan_file(path, &e), 0, "%s", cases[i].why);
 		cr_expect_eq(e.libs, 0, "%s: symbols were read", cases[i].why);
+		cr_expect_eq(offsets_found(path), 0, "%s: an offset was read", cases[i].why);
 	}
 	rm_tree(dir);
 }

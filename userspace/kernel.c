@@ -105,8 +105,10 @@ struct kernel {
 	struct tls_file *tfiles;
 	size_t ntfiles, nproc_files;	/* all, and those of one process */
 	int tls_epfd;			/* the pidfds of tfiles; -1 until one is probed */
-	int tls_async;			/* per-process attaches: sent, answers read later */
+	int tls_per_process;		/* probes per process: attaches sent, answers read later */
 	unsigned tls_pending;		/* ... sent and not answered yet */
+	pid_t tls_failed[TLS_MAX_PENDING];	/* ... answered with an error: to ask again */
+	unsigned tls_nfailed;
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
@@ -221,33 +223,44 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+/* The cgroup2 path ("/a/b") in file, a /proc/PID/cgroup: 0 or -errno. */
+static int proc_cgroup_path(const char *file, char *out, size_t len)
+{
+	char line[PATH_MAX];
+	FILE *f = fopen(file, "re");
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	/* the cgroup2 line is "0::/path" */
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		err = snprintf(out, len, "%s", line + 3) < (int)len ? 0 : -ENAMETOOLONG;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
 int kernel_self_cgroup_id(uint64_t *out)
 {
 	char root[PATH_MAX], path[PATH_MAX], full[PATH_MAX * 2];
-	FILE *f;
 	struct stat st;
 	int err;
 
 	err = cgroupfs_mount(root, sizeof(root));
 	if (err < 0)
 		return err;
-	f = fopen("/proc/self/cgroup", "re");
-	if (!f)
+	err = proc_cgroup_path("/proc/self/cgroup", path, sizeof(path));
+	if (err < 0)
+		return err;
+	snprintf(full, sizeof(full), "%s%s", root, path);
+	if (stat(full, &st) < 0)
 		return -errno;
-	err = -ENOENT;
-	/* the cgroup2 line is "0::/path" */
-	while (fgets(path, sizeof(path), f)) {
-		if (strncmp(path, "0::", 3))
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		snprintf(full, sizeof(full), "%s%s", root, path + 3);
-		err = stat(full, &st) < 0 ? -errno : 0;
-		if (!err)
-			*out = st.st_ino;
-		break;
-	}
-	fclose(f);
-	return err;
+	*out = st.st_ino;
+	return 0;
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -346,7 +359,7 @@ static int config_write(struct kernel *k, const struct kernel_opts *o)
 	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
 	__u32 zero = 0;
 
-	cfg.flags = LY_CFG_ENABLED | (o->tls_per_process ? LY_CFG_TLS_PROC : 0);
+	cfg.flags = LY_CFG_ENABLED | (k->tls_per_process ? LY_CFG_TLS_PROC : 0);
 	cfg.mark = o->mark;
 	cfg.daemon_cgid = o->daemon_cgid;
 	cfg.daemon_tgid = (__u32)getpid();
@@ -988,6 +1001,7 @@ struct tls_req {
 
 struct tls_rep {
 	int32_t rc;
+	int32_t pid;		/* the request's */
 	char err[PATH_MAX + 128];
 };
 
@@ -1137,6 +1151,7 @@ static void __attribute__((noreturn)) tls_helper_main(struct kernel *k, int sock
 		if (helper_recv(sock, &req, &fd, &pidfd) < 0)
 			_exit(0);
 		memset(&rep, 0, sizeof(rep));
+		rep.pid = req.pid;
 		rep.rc = tls_attach_fd(k, fd, pidfd, req.pid, req.name, req.libs, rep.err,
 				       sizeof(rep.err));
 		close(fd);
@@ -1229,14 +1244,20 @@ static int helper_recv_rep(struct kernel *k, struct tls_rep *rep, int flags)
 	return n == (ssize_t)sizeof(*rep) ? 0 : -EPIPE;
 }
 
-/* The outcome of a per-process attach, answered after the request was sent. */
+/*
+ * The outcome of a per-process attach, answered after the request was sent.  The pid of
+ * one that failed while the process lives is kept for kernel_tls_poll(), to be asked again.
+ */
 static void helper_async_done(struct kernel *k, const struct tls_rep *rep)
 {
 	k->tls_pending--;
 	if (rep->rc > 0)
-		log_debug("TLS: %d uprobes for one process", rep->rc);
-	else if (rep->rc < 0 && rep->rc != -ESRCH)
-		log_warnx("TLS: %s", rep->err);
+		log_debug("TLS: %d uprobes for process %d", rep->rc, (int)rep->pid);
+	if (rep->rc >= 0 || rep->rc == -ESRCH)
+		return;
+	log_warnx("TLS: %s", rep->err);
+	if (rep->pid > 0 && k->tls_nfailed < TLS_MAX_PENDING)
+		k->tls_failed[k->tls_nfailed++] = rep->pid;
 }
 
 static int helper_failed(struct kernel *k, int rc, char *err, size_t errlen)
@@ -1257,7 +1278,7 @@ static int tls_attach_helper(struct kernel *k, int fd, int pidfd, pid_t pid, con
 			     unsigned libs, char *err, size_t errlen)
 {
 	struct tls_req req = { .libs = libs, .pid = pidfd < 0 ? -1 : pid };
-	int async = pidfd >= 0 && k->tls_async, rc;
+	int async = pidfd >= 0 && k->tls_per_process, rc;
 	struct tls_rep rep;
 
 	snprintf(req.name, sizeof(req.name), "%s", path);
@@ -1295,6 +1316,28 @@ static int tls_attach_helper(struct kernel *k, int fd, int pidfd, pid_t pid, con
 	return rep.rc;
 }
 
+/*
+ * Is the process of pidfd, pid, in a workload's cgroup?  A pid reused since the event
+ * that named it is another process, which must not get probes.  /proc/PID named the
+ * pidfd's process if that one is still alive after the read.
+ */
+static int pid_in_workloads(const struct kernel *k, pid_t pid, int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	char file[64], cg[PATH_MAX];
+
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+	if (proc_cgroup_path(file, cg, sizeof(cg)) < 0 || poll(&p, 1, 0) != 0)
+		return 0;
+	for (size_t i = 0; i < k->nwls; i++) {
+		size_t n = strlen(k->wls[i].cgroup);
+
+		if (!strncmp(cg, k->wls[i].cgroup, n) && (cg[n] == '\0' || cg[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
 int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t pid, char *err,
 		      size_t errlen)
 {
@@ -1313,8 +1356,12 @@ int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t p
 		return fd;
 	if (pid > 0) {
 		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		if (pidfd < 0) {
-			rc = -errno;
+		rc = pidfd < 0 ? -errno : 0;
+		if (!rc && !pid_in_workloads(k, pid, pidfd)) {
+			close(pidfd);
+			rc = -ESRCH;	/* gone, or its pid is another process's by now */
+		}
+		if (rc) {
 			snprintf(err, errlen, "process %d: %s", (int)pid, strerror(-rc));
 			close(fd);
 			return rc;
@@ -1332,14 +1379,20 @@ int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t p
 	return rc;
 }
 
-void kernel_tls_poll(struct kernel *k)
+int kernel_tls_per_process(const struct kernel *k)
+{
+	return k->tls_per_process;
+}
+
+size_t kernel_tls_poll(struct kernel *k, pid_t *failed, size_t max)
 {
 	struct tls_rep rep;
+	size_t n;
 	int rc;
 
 	if (k->tls_sock < 0) {
 		tls_reap(k);
-		return;
+		return 0;
 	}
 	while (k->tls_pending && (rc = helper_recv_rep(k, &rep, MSG_DONTWAIT)) != -EAGAIN) {
 		if (rc < 0) {
@@ -1347,10 +1400,14 @@ void kernel_tls_poll(struct kernel *k)
 
 			helper_failed(k, rc, err, sizeof(err));
 			log_warnx("TLS: %s", err);
-			return;
+			break;
 		}
 		helper_async_done(k, &rep);
 	}
+	n = k->tls_nfailed < max ? k->tls_nfailed : max;
+	memcpy(failed, k->tls_failed, n * sizeof(*failed));
+	k->tls_nfailed = 0;
+	return n;
 }
 
 struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen)
@@ -1368,7 +1425,7 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 	k->tls_sock = -1;
 	k->tls_epfd = -1;
 	k->rel.pipe[0] = k->rel.pipe[1] = -1;
-	k->tls_async = o->tls_per_process;
+	k->tls_per_process = o->tls_probes == POLICY_TLS_PROBES_PROCESS;
 	k->daemon_cgid = o->daemon_cgid;
 	libbpf_set_print(libbpf_print);
 	if (strlen(pin_dir) >= sizeof(k->pin_dir)) {
@@ -1399,6 +1456,16 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 		log_warnx("TLS observation unavailable: loading tls.bpf.o: %s (lanyardd -v shows "
 			  "the libbpf log)", strerror(-rc));
 		tls_close(k);
+	} else if (o->tls_probes == POLICY_TLS_PROBES_AUTO && k->tls_multi) {
+		k->tls_per_process = 1;
+		rc = config_write(k, o);	/* the kernel reports forks from now on */
+		if (rc < 0) {
+			snprintf(err, errlen, "writing the config map: %s", strerror(-rc));
+			goto fail;
+		}
+	} else if (k->tls_per_process && !k->tls_multi) {
+		log_warnx("tls_probes: process without uprobe.multi links (Linux 6.6): a process's "
+			  "probes come long after it starts and a short-lived one is missed");
 	}
 	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_sample, k, NULL);
 	if (!k->rb)

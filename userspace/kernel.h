@@ -29,7 +29,7 @@ struct kernel_opts {
 	uint32_t mark;			/* SO_MARK of lanyardd's sockets */
 	uint16_t listen_port;		/* host order */
 	uint64_t daemon_cgid;		/* lanyardd's own cgroup id, never enrolled */
-	int tls_per_process;		/* tls_probes: process (the kernel reports forks) */
+	enum policy_tls_probes tls_probes;	/* where the TLS uprobes go (auto: see below) */
 };
 
 /* What the daemon wants enrolled: parallel to policy->workloads. */
@@ -106,20 +106,29 @@ int kernel_take_flow(struct kernel *k, const struct sockaddr *peer, struct ly_fl
  * next attach, or by kernel_tls_poll()).  0 when already probed.  A function
  * missing from the file is skipped.  Returns the number of probes attached, or
  * -errno (err says why; -ENOTSUP when tls.bpf.o could not be loaded, -ESRCH
- * when the process is gone).  Links are not pinned: they go with kernel_close().
- * With the attach helper and kernel_opts.tls_per_process, a pid > 0 request is
- * only queued: 0 at once (-EAGAIN when too many are), the outcome is logged by
- * kernel_tls_poll().
+ * when the process is gone or not in a workload's cgroup: its pid was reused).
+ * Links are not pinned: they go with kernel_close().  With the attach helper and
+ * per-process probes, a pid > 0 request is only queued: 0 at once (-EAGAIN when
+ * too many are), the outcome is logged by kernel_tls_poll().
  */
 int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t pid, char *err,
 		      size_t errlen);
 
 /*
+ * Are the TLS uprobes made for each process of the enrolled and observed cgroups (1), or
+ * for every process on the host (0)?  tls_probes: auto is per process when the kernel has
+ * uprobe.multi links (Linux 6.6): one link per process and library, made in under a
+ * millisecond; without them a process's probes come too late for a short-lived one.
+ */
+int kernel_tls_per_process(const struct kernel *k);
+
+/*
  * Call often (lanyardd: every 100 ms): read the helper's answers to queued requests, or
  * without a helper release the probes of processes that exited (the helper does that by
- * itself).
+ * itself).  Fills failed with up to max processes (alive) whose queued attach failed since
+ * the last call, to be asked again; returns how many.
  */
-void kernel_tls_poll(struct kernel *k);
+size_t kernel_tls_poll(struct kernel *k, pid_t *failed, size_t max);
 
 /*
  * Fork the attach helper (before lanyardd drops its capabilities): a child that

@@ -475,7 +475,7 @@ static void start_kernel(struct daemon *d, const struct options *o)
 		.pin_dir = o->pin_dir,
 		.mark = d->mark,
 		.listen_port = d->pol->listen_port,
-		.tls_per_process = d->pol->tls_probes == POLICY_TLS_PROBES_PROCESS,
+		.tls_probes = d->pol->tls_probes,
 	};
 	char err[512];
 	int rc;

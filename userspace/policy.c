@@ -1893,8 +1893,9 @@ static int parse_workloads(struct pctx *c, const struct ynode *v, void *obj)
 
 static int parse_tls_probes(struct pctx *c, const struct ynode *v, void *obj)
 {
-	static const char *const names[] = { "host", "process", NULL };
-	static const enum policy_tls_probes val[] = { POLICY_TLS_PROBES_HOST,
+	static const char *const names[] = { "auto", "host", "process", NULL };
+	static const enum policy_tls_probes val[] = { POLICY_TLS_PROBES_AUTO,
+						      POLICY_TLS_PROBES_HOST,
 						      POLICY_TLS_PROBES_PROCESS };
 	int i, err = get_word(c, v, "a probe scope", names, &i);
 

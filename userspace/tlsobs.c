@@ -298,7 +298,7 @@ int tlsobs_start(struct tlsobs *t)
 {
 	int rc = kernel_tls_helper_start(t->d->kern);
 
-	t->per_process = t->d->pol->tls_probes == POLICY_TLS_PROBES_PROCESS;
+	t->per_process = kernel_tls_per_process(t->d->kern);
 	if (rc < 0 && rc != -ENOTSUP)
 		log_warnx("TLS: no attach helper (%s): library copies found after start-up "
 			  "cannot be probed", strerror(-rc));
@@ -320,12 +320,29 @@ int tlsobs_start(struct tlsobs *t)
 	return 0;
 }
 
+/*
+ * Processes whose per-process attach failed in the helper (out of files, a limit): not
+ * probed, so the next cgroup walk (or exec, fork, connect) asks again.
+ */
+static void retry_failed(struct tlsobs *t)
+{
+	pid_t failed[64];
+	size_t n = kernel_tls_poll(t->d->kern, failed, 64);
+
+	for (size_t i = 0; i < n; i++) {
+		struct pid_ent *e = &t->pids[(uint32_t)failed[i] % PID_CACHE];
+
+		if (e->pid == (uint32_t)failed[i])
+			e->probed = 0;
+	}
+}
+
 void tlsobs_tick(struct tlsobs *t)
 {
 	uint64_t now = loop_now_ms(t->d->loop);
 	const size_t ndelay = sizeof(rescan_delay_ms) / sizeof(rescan_delay_ms[0]);
 
-	kernel_tls_poll(t->d->kern);
+	retry_failed(t);
 	/* processes moved into a cgroup, cgroups created or enrolled since: found here */
 	if (t->per_process && now - t->walked_ms >= WALK_MS)
 		walk_workloads(t);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Copyright (c) 2026 The lanyard authors */
 /*
- * `tls_probes: process`: the TLS uprobes are put on each process of an enrolled or observed
+ * `tls_probes: process` (and `auto`, the default, on this kernel): the TLS uprobes are put on each process of an enrolled or observed
  * cgroup instead of on the host's libraries for everyone.  What the kernel shows: the
  * breakpoint byte (int3, 0xcc) at SSL_write in a process's own memory is there in the
  * processes lanyardd watches and not in the others; a process forked without exec, and a
@@ -53,10 +53,10 @@ static void world_init(struct world *w)
 	ly_init(&w->d, "lanyardd");
 }
 
-/* lanyardd with @scope ("process" or "host") probes. */
+/* lanyardd with @scope ("process" or "host") probes; NULL: the default scope. */
 static void daemon_start(struct world *w, const char *scope)
 {
-	w->d.policy_extra = h_strf("tls_probes: %s\n", scope);
+	w->d.policy_extra = scope ? h_strf("tls_probes: %s\n", scope) : NULL;
 	ly_start(&w->d, h_strf("  - name: obs\n    match: { cgroup: %s }\n    mode: observe\n",
 			       w->obs));
 }
@@ -109,7 +109,7 @@ static long long num(const json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
-Test(perproc, only_the_observed_process_carries_the_breakpoint)
+static void only_the_observed_process_is_probed(const char *scope)
 {
 	unsigned long a_obs, a_other;
 	pid_t obs, other;
@@ -118,7 +118,7 @@ Test(perproc, only_the_observed_process_carries_the_breakpoint)
 	int b;
 
 	world_init(&w);
-	daemon_start(&w, "process");
+	daemon_start(&w, scope);
 	obs = probed_spawn(&w, "p-obs", w.obs, "/obs", "--go", h_path("go"), "--hold");
 	other = probed_spawn(&w, "p-other", w.other, "/other", "--go", h_path("go"), "--hold");
 	a_obs = printed("p-obs", "ssl_write ");
@@ -146,6 +146,17 @@ Test(perproc, only_the_observed_process_carries_the_breakpoint)
 	cr_expect_eq(h_jsonl_count(w.d.audit, "path", "/other"), 0);
 	cr_expect_eq(h_proc_mem_byte(other, a_other), b);
 	tlsfix_ca_free(w.ca);
+}
+
+Test(perproc, only_the_observed_process_carries_the_breakpoint)
+{
+	only_the_observed_process_is_probed("process");
+}
+
+/* tls_probes: auto (the default) is per process on a kernel with uprobe.multi links. */
+Test(perproc, by_default_only_the_observed_process_carries_the_breakpoint)
+{
+	only_the_observed_process_is_probed(NULL);
 }
 
 /* The same two processes with tls_probes: host: both carry it (the control). */

@@ -1169,7 +1169,7 @@ Test(policy, parses_workload_modes_and_observe_without_routes)
 	p = parse_ok(HEAD "workloads: [ { name: a, match: { cgroup: /a }, mode: observe } ]\n");
 	cr_expect_eq(p->workloads[0].mode, POLICY_MODE_OBSERVE);
 	cr_expect_eq(p->workloads[0].nroutes, 0);
-	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_HOST, "host probes are the default");
+	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_AUTO, "auto is the default probe scope");
 	policy_free(p);
 }
 
@@ -1181,6 +1181,9 @@ Test(policy, parses_the_tls_probe_scope)
 	policy_free(p);
 	p = parse_ok(HEAD "workloads: []\ntls_probes: host\n");
 	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_HOST);
+	policy_free(p);
+	p = parse_ok(HEAD "tls_probes: auto\nworkloads: []\n");
+	cr_expect_eq(p->tls_probes, POLICY_TLS_PROBES_AUTO);
 	policy_free(p);
 }
 
@@ -1219,9 +1222,9 @@ ParameterizedTestParameters(policy, rejects_bad_modes_and_routes_on_observe_work
 		  "routes[0].to: \"10.0.0.1\": missing \":port\"" },
 		/* MALFORMED: the probe scope */
 		{ HEAD "tls_probes: processes\n" OBS "    mode: observe\n", 2, 13,
-		  "tls_probes: \"processes\" is not a probe scope (host, process)" },
+		  "tls_probes: \"processes\" is not a probe scope (auto, host, process)" },
 		{ HEAD "tls_probes: Host\n" OBS "    mode: observe\n", 2, 13,
-		  "\"Host\" is not a probe scope (host, process)" },
+		  "\"Host\" is not a probe scope (auto, host, process)" },
 		{ HEAD "tls_probes:\n" OBS "    mode: observe\n", 2, 12, "tls_probes: value is missing" },
 		{ HEAD "tls_probes: [host]\n" OBS "    mode: observe\n", 2, 13,
 		  "tls_probes: expected a string, got a list" },

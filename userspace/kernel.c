@@ -109,6 +109,7 @@ struct kernel {
 	unsigned tls_pending;		/* ... sent and not answered yet */
 	pid_t tls_failed[TLS_MAX_PENDING];	/* ... answered with an error: to ask again */
 	unsigned tls_nfailed;
+	int tls_failed_rc;		/* the last such error (warned once in a row) */
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
@@ -1255,7 +1256,13 @@ static void helper_async_done(struct kernel *k, const struct tls_rep *rep)
 		log_debug("TLS: %d uprobes for process %d", rep->rc, (int)rep->pid);
 	if (rep->rc >= 0 || rep->rc == -ESRCH)
 		return;
-	log_warnx("TLS: %s", rep->err);
+	/* asked again every walk until it works: one warning per kind of error */
+	if (rep->rc == k->tls_failed_rc)
+		log_debug("TLS: %s", rep->err);
+	else
+		log_warnx("TLS: %s (processes it happens to again are logged at debug level)",
+			  rep->err);
+	k->tls_failed_rc = rep->rc;
 	if (rep->pid > 0 && k->tls_nfailed < TLS_MAX_PENDING)
 		k->tls_failed[k->tls_nfailed++] = rep->pid;
 }

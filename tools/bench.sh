@@ -905,7 +905,7 @@ print("  unobserved with tls_probes: host: %+.2f us per call; the no-uprobe runs
       unobs / 1000, noise / 1000,
       "no measurable change" if abs(unobs) <= noise else "MEASURABLE"))
 unobs_proc = med["unobs-proc"] - med["none-body"]
-print("  unobserved with tls_probes: process (auto on Linux 6.6+): %+.2f us per call: %s" % (
+print("  unobserved with tls_probes: process (auto on Linux 6.10+): %+.2f us per call: %s" % (
       unobs_proc / 1000,
       "no measurable change" if abs(unobs_proc) <= noise else "MEASURABLE"))
 print("  the kernel's uprobe trap alone: %+.2f us per call; lanyard's programs add %+.2f us"

@@ -484,6 +484,59 @@ static int kernel_load(struct kernel *k, const struct kernel_opts *o, char *err,
  * observation is not enforcement, and stops with lanyardd.  Failing here only
  * disables observation (warned): enforcement must not depend on tracing.
  */
+/* BPF_LINK_CREATE's uprobe.multi layout (Linux 6.6; uapi headers may predate it). */
+struct umulti_attr {
+	uint32_t prog_fd, target_fd, attach_type, flags;
+	uint64_t path, offsets, ref_ctr_offsets, cookies;
+	uint32_t cnt, mflags, pid;
+};
+
+/* A uprobe.multi link of prog at offs in path, for process pid (0: all): its fd or -errno. */
+static int umulti_link(const struct bpf_program *prog, const char *path, uint32_t pid,
+		       const uint64_t *offs, const uint64_t *cookies, uint32_t cnt,
+		       uint32_t flags)
+{
+	struct umulti_attr a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));	/* the kernel wants zeros past what it reads */
+	a.prog_fd = (uint32_t)bpf_program__fd(prog);
+	a.attach_type = LY_BPF_TRACE_UPROBE_MULTI;
+	a.path = (uint64_t)(uintptr_t)path;
+	a.offsets = (uint64_t)(uintptr_t)offs;
+	a.cookies = (uint64_t)(uintptr_t)cookies;
+	a.cnt = cnt;
+	a.mflags = flags;
+	a.pid = pid;
+	fd = (int)syscall(SYS_bpf, BPF_LINK_CREATE, &a, offsetof(struct umulti_attr, pid) +
+			  sizeof(a.pid));
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Does the kernel make uprobe.multi links, filtering by process (not by thread: Linux 6.6
+ * to 6.9 without the fix ran a pid's link for its main thread only)?  A program loads
+ * with that attach type on older kernels too: ask for two links that must fail, and see
+ * how.  The way libbpf tells.
+ */
+static int umulti_works(const struct bpf_program *prog)
+{
+	const uint64_t off = 0;
+	int fd;
+
+	/* "/" is no regular file: EBADF where the link type exists */
+	fd = umulti_link(prog, "/", 0, &off, NULL, 1, 0);
+	if (fd >= 0)
+		close(fd);
+	if (fd != -EBADF)
+		return 0;
+	/* an invalid pid: EINVAL once pids are processes, ESRCH before */
+	fd = umulti_link(prog, "/", UINT32_MAX, &off, NULL, 1, LY_BPF_F_UPROBE_MULTI_RETURN);
+	if (fd >= 0)
+		close(fd);
+	return fd == -EINVAL;
+}
+
 static int tls_load(struct kernel *k, int multi)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = k->pin_dir);
@@ -506,14 +559,17 @@ static int tls_load(struct kernel *k, int multi)
 
 static int tls_open(struct kernel *k)
 {
+	const char *multi = getenv("LANYARD_UPROBE_MULTI");	/* "0": never (compare, work around) */
 	struct bpf_program *tps[NTPS];
 	int rc;
 
-	rc = tls_load(k, 1);
+	rc = multi && !strcmp(multi, "0") ? -ENOTSUP : tls_load(k, 1);
+	if (!rc && !umulti_works(k->tls->progs.ly_tls_entry))
+		rc = -ENOTSUP;
 	if (rc) {
-		/* before Linux 6.6: one perf event per function and process */
-		log_info("TLS: no uprobe.multi links (%s): one uprobe link per function",
-			 strerror(-rc));
+		/* before Linux 6.6 (or 6.10): one perf event per function and process */
+		log_info("TLS: no uprobe.multi links that filter by process (%s): one uprobe "
+			 "link per function", strerror(-rc));
 		tls_bpf__destroy(k->tls);
 		rc = tls_load(k, 0);
 		if (rc)
@@ -793,33 +849,6 @@ static const struct tls_offs *tls_offs_get(struct kernel *k, int fd, const struc
 	return o;
 }
 
-/* BPF_LINK_CREATE's uprobe.multi layout (Linux 6.6; uapi headers may predate it). */
-struct umulti_attr {
-	uint32_t prog_fd, target_fd, attach_type, flags;
-	uint64_t path, offsets, ref_ctr_offsets, cookies;
-	uint32_t cnt, mflags, pid;
-};
-
-/* A uprobe.multi link of prog at offs in path, for pid (-1: all): its fd or -errno. */
-static int umulti_link(const struct bpf_program *prog, const char *path, pid_t pid,
-		       const uint64_t *offs, const uint64_t *cookies, uint32_t cnt,
-		       uint32_t flags)
-{
-	struct umulti_attr a = {
-		.prog_fd = (uint32_t)bpf_program__fd(prog),
-		.attach_type = LY_BPF_TRACE_UPROBE_MULTI,
-		.path = (uint64_t)(uintptr_t)path,
-		.offsets = (uint64_t)(uintptr_t)offs,
-		.cookies = (uint64_t)(uintptr_t)cookies,
-		.cnt = cnt,
-		.mflags = flags,
-		.pid = pid > 0 ? (uint32_t)pid : 0,
-	};
-	int fd = (int)syscall(SYS_bpf, BPF_LINK_CREATE, &a, sizeof(a));
-
-	return fd < 0 ? -errno : fd;
-}
-
 /*
  * With uprobe.multi: one link for the functions' entries, one for the writes' returns,
  * the returns first (a return without its entry sees nothing).  The number of probes.
@@ -829,7 +858,7 @@ static int tls_file_attach_multi(struct kernel *k, struct tls_file *tf, int fd,
 {
 	uint64_t eoff[LY_FN_COUNT], ecookie[LY_FN_COUNT], roff[LY_FN_COUNT], rcookie[LY_FN_COUNT];
 	const struct tls_offs *o = tls_offs_get(k, fd, st);
-	uint32_t ne = 0, nr = 0;
+	uint32_t ne = 0, nr = 0, pid;
 	int rc;
 
 	if (o->found < 0)
@@ -846,12 +875,13 @@ static int tls_file_attach_multi(struct kernel *k, struct tls_file *tf, int fd,
 	}
 	if (!nr)
 		return -ENOENT;		/* no write function: nothing to see */
-	rc = umulti_link(k->tls->progs.ly_tls_mret, path, tf->pid, roff, rcookie, nr,
+	pid = tf->pid > 0 ? (uint32_t)tf->pid : 0;
+	rc = umulti_link(k->tls->progs.ly_tls_mret, path, pid, roff, rcookie, nr,
 			 LY_BPF_F_UPROBE_MULTI_RETURN);
 	if (rc < 0)
 		return rc;
 	tf->mlinks[1] = rc;
-	rc = umulti_link(k->tls->progs.ly_tls_entry, path, tf->pid, eoff, ecookie, ne, 0);
+	rc = umulti_link(k->tls->progs.ly_tls_entry, path, pid, eoff, ecookie, ne, 0);
 	if (rc < 0)
 		return rc;	/* the caller releases mlinks[1] */
 	tf->mlinks[0] = rc;
@@ -933,9 +963,13 @@ static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const c
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = tls_file_attach(k, tf, fd, &st, path, libs);
 	if (n > 0 && pidfd >= 0) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
 		int rc = tls_watch_exit(k, pidfd);
 
 		n = rc < 0 ? rc : n;
+		/* gone by now: the pid may already be another process's, which gets nothing */
+		if (n > 0 && poll(&p, 1, 0) != 0)
+			n = -ESRCH;
 	}
 	if (n <= 0) {
 		if (n == -ESRCH || (n == -ENOENT && pid > 0 && kill(pid, 0) < 0))

@@ -117,8 +117,9 @@ int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t p
 /*
  * Are the TLS uprobes made for each process of the enrolled and observed cgroups (1), or
  * for every process on the host (0)?  tls_probes: auto is per process when the kernel has
- * uprobe.multi links (Linux 6.6): one link per process and library, made in under a
- * millisecond; without them a process's probes come too late for a short-lived one.
+ * uprobe.multi links that filter by process (Linux 6.10, or a 6.6+ with the fix): one
+ * link per process and library, made in under a millisecond; without them a process's
+ * probes come too late for a short-lived one.
  */
 int kernel_tls_per_process(const struct kernel *k);
 

@@ -158,7 +158,7 @@ struct policy_workload {
 
 /* which processes get the TLS uprobes (`tls_probes`) */
 enum policy_tls_probes {
-	POLICY_TLS_PROBES_AUTO = 0,	/* process where the kernel has uprobe.multi, else host */
+	POLICY_TLS_PROBES_AUTO = 0,	/* process with uprobe.multi links, else host */
 	POLICY_TLS_PROBES_HOST,		/* every process mapping the host's TLS libraries */
 	POLICY_TLS_PROBES_PROCESS,	/* each process of an enrolled or observed cgroup */
 };

@@ -210,14 +210,18 @@ static int fd_classify(int fd, const struct stat *st, struct procscan_elf *out)
 	return err;
 }
 
-/* Where a function symbol's code is in the file: 0 if not in an executable section. */
-static uint64_t sym_file_off(Elf *elf, const GElf_Sym *sym)
+/*
+ * Where a function symbol's code is in the file (size bytes): 0 unless it is inside an
+ * executable section that is itself inside the file.
+ */
+static uint64_t sym_file_off(Elf *elf, const GElf_Sym *sym, uint64_t size)
 {
 	Elf_Scn *scn = elf_getscn(elf, sym->st_shndx);
 	GElf_Shdr sh;
 
 	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
-	    !(sh.sh_flags & SHF_EXECINSTR) || sym->st_value < sh.sh_addr ||
+	    !(sh.sh_flags & SHF_EXECINSTR) || sh.sh_offset > size ||
+	    sh.sh_size > size - sh.sh_offset || sym->st_value < sh.sh_addr ||
 	    sym->st_value - sh.sh_addr >= sh.sh_size)
 		return 0;
 	return sym->st_value - sh.sh_addr + sh.sh_offset;
@@ -252,9 +256,7 @@ static size_t elf_find_funcs(Elf *elf, Elf_Scn *scn, const char *const names[], 
 		for (j = 0; name && j < n; j++) {
 			if (off[j] || strcmp(name, names[j]))
 				continue;
-			off[j] = sym_file_off(elf, &sym);
-			if (off[j] >= size)
-				off[j] = 0;
+			off[j] = sym_file_off(elf, &sym, size);
 			found += off[j] != 0;
 			break;
 		}

@@ -153,6 +153,19 @@ Test(perproc, only_the_observed_process_carries_the_breakpoint)
 	only_the_observed_process_is_probed("process");
 }
 
+/* Kernels without uprobe.multi links: one perf-event uprobe per function, same result. */
+Test(perproc, without_uprobe_multi_links_only_the_observed_process_carries_it)
+{
+	char *log;
+
+	cr_assert_eq(setenv("LANYARD_UPROBE_MULTI", "0", 1), 0);
+	only_the_observed_process_is_probed("process");
+	log = h_read_file(h_err_path("lanyardd"), NULL);
+	cr_expect(log && strstr(log, "one uprobe link per function"),
+		  "lanyardd did not fall back to one link per function");
+	free(log);
+}
+
 /* tls_probes: auto (the default) is per process on a kernel with uprobe.multi links. */
 Test(perproc, by_default_only_the_observed_process_carries_the_breakpoint)
 {

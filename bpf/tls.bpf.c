@@ -556,123 +556,37 @@ static __always_inline void obj_forget(__u64 ssl)
 	bpf_map_delete_elem(&tls_objs, &key);
 }
 
-/* What each probed function means; the programs below and ly_tls_entry share these. */
-static __always_inline int on_ssl_write(__u64 ssl, __u64 buf, int num)
-{
-	return write_enter(LY_LIB_OPENSSL, ssl, buf, num > 0 ? num : 0);
-}
-
-/* SSL_set_tlsext_host_name(ssl, name) is SSL_ctrl(ssl, 55, 0, name) */
-static __always_inline void on_ssl_ctrl(__u64 ssl, int cmd, const void *parg)
-{
-	if (cmd == SSL_CTRL_SET_TLSEXT_HOSTNAME)
-		obj_set_sni(ssl, parg, 0);
-}
-
-/* gnutls_server_name_set(session, GNUTLS_NAME_DNS, name, name_length) */
-static __always_inline void on_gnutls_sni(__u64 session, int type, const void *name, __u64 len)
-{
-	if (type == 1 && len)
-		obj_set_sni(session, name, len > LY_SNI_LEN ? LY_SNI_LEN : (__u32)len);
-}
-
 /*
- * Attached with one perf event per function (kernels without uprobe.multi links).
- */
-SEC("uprobe")
-int BPF_KPROBE(ly_ssl_write, void *ssl, const void *buf, int num)
-{
-	return on_ssl_write((__u64)ssl, (__u64)buf, num);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_ssl_write_ex, void *ssl, const void *buf, __u64 num)
-{
-	return write_enter(LY_LIB_OPENSSL, (__u64)ssl, (__u64)buf, num);
-}
-
-/* SSL_write, SSL_write_ex and gnutls_record_send return */
-SEC("uretprobe")
-int BPF_KRETPROBE(ly_tls_wret)
-{
-	return write_return();
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_ssl_ctrl, void *ssl, int cmd, long larg, void *parg)
-{
-	on_ssl_ctrl((__u64)ssl, cmd, parg);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_ssl_set_fd, void *ssl, int fd)
-{
-	obj_set_fd((__u64)ssl, fd);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_ssl_free, void *ssl)
-{
-	obj_forget((__u64)ssl);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_gnutls_deinit, void *session)
-{
-	obj_forget((__u64)session);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_gnutls_send, void *session, const void *data, __u64 size)
-{
-	return write_enter(LY_LIB_GNUTLS, (__u64)session, (__u64)data, size);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ly_gnutls_sni, void *session, int type, const void *name, __u64 len)
-{
-	on_gnutls_sni((__u64)session, type, name, len);
-	return 0;
-}
-
-/* gnutls_transport_set_int2(session, recv_fd, send_fd); set_int() is a macro for it */
-SEC("uprobe")
-int BPF_KPROBE(ly_gnutls_fd, void *session, int recv_fd, int send_fd)
-{
-	obj_set_fd((__u64)session, send_fd);
-	return 0;
-}
-
-/*
- * The same for uprobe.multi links (Linux 6.6): lanyardd loads these two with that attach
- * type and links every function of one file, for one process or for all, at once: one
- * link to make and one to release (each release waits for an RCU tasks-trace grace
- * period) instead of one per function.  The cookie is the function (enum ly_tls_fn).
+ * Every probed function's entry, told apart by the link's cookie (enum ly_tls_fn): one
+ * uprobe.multi link per library file and process where the kernel has them (lanyardd
+ * then loads this program with that attach type), else one perf-event link per function,
+ * each with its cookie.
  */
 SEC("uprobe")
 int BPF_KPROBE(ly_tls_entry, __u64 a1, __u64 a2, __u64 a3, __u64 a4)
 {
 	switch (bpf_get_attach_cookie(ctx)) {
-	case LY_FN_SSL_WRITE:
-		return on_ssl_write(a1, a2, (int)a3);
-	case LY_FN_SSL_WRITE_EX:
+	case LY_FN_SSL_WRITE:		/* (ssl, buf, int num) */
+		return write_enter(LY_LIB_OPENSSL, a1, a2, (int)a3 > 0 ? (int)a3 : 0);
+	case LY_FN_SSL_WRITE_EX:	/* (ssl, buf, size_t num, size_t *written) */
 		return write_enter(LY_LIB_OPENSSL, a1, a2, a3);
-	case LY_FN_GNUTLS_SEND:
+	case LY_FN_GNUTLS_SEND:		/* (session, data, size_t size) */
 		return write_enter(LY_LIB_GNUTLS, a1, a2, a3);
 	case LY_FN_SSL_CTRL:
-		on_ssl_ctrl(a1, (int)a2, (const void *)a4);
+		/* SSL_set_tlsext_host_name(ssl, name) is SSL_ctrl(ssl, 55, 0, name) */
+		if ((int)a2 == SSL_CTRL_SET_TLSEXT_HOSTNAME)
+			obj_set_sni(a1, (const void *)a4, 0);
 		break;
 	case LY_FN_GNUTLS_SNI:
-		on_gnutls_sni(a1, (int)a2, (const void *)a3, a4);
+		/* gnutls_server_name_set(session, GNUTLS_NAME_DNS, name, name_length) */
+		if ((int)a2 == 1 && a4)
+			obj_set_sni(a1, (const void *)a3, a4 > LY_SNI_LEN ? LY_SNI_LEN : (__u32)a4);
 		break;
-	case LY_FN_SSL_SET_FD:
+	case LY_FN_SSL_SET_FD:		/* (ssl, fd) */
 		obj_set_fd(a1, (int)a2);
 		break;
 	case LY_FN_GNUTLS_FD:
+		/* gnutls_transport_set_int2(session, recv_fd, send_fd); set_int() is a macro */
 		obj_set_fd(a1, (int)a3);
 		break;
 	case LY_FN_SSL_FREE:
@@ -683,8 +597,9 @@ int BPF_KPROBE(ly_tls_entry, __u64 a1, __u64 a2, __u64 a3, __u64 a4)
 	return 0;
 }
 
+/* SSL_write, SSL_write_ex and gnutls_record_send return */
 SEC("uretprobe")
-int BPF_KRETPROBE(ly_tls_mret)
+int BPF_KRETPROBE(ly_tls_wret)
 {
 	return write_return();
 }

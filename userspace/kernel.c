@@ -113,7 +113,7 @@ struct kernel {
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
-	int tls_multi;			/* ly_tls_entry/ly_tls_mret loaded for uprobe.multi */
+	int tls_multi;			/* ly_tls_entry/ly_tls_wret loaded for uprobe.multi */
 	struct tls_offs offs[TLS_OFFS_CACHE];
 	unsigned noffs;			/* filled in offs, then the next one replaced */
 	struct tls_release rel;
@@ -540,18 +540,15 @@ static int umulti_works(const struct bpf_program *prog)
 static int tls_load(struct kernel *k, int multi)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = k->pin_dir);
-	struct bpf_program *multis[] = { NULL, NULL };
 
 	k->tls = tls_bpf__open_opts(&oo);
 	if (!k->tls)
 		return -errno;
-	multis[0] = k->tls->progs.ly_tls_entry;
-	multis[1] = k->tls->progs.ly_tls_mret;
-	for (int i = 0; i < 2; i++) {
-		if (multi)
-			bpf_program__set_expected_attach_type(multis[i], LY_BPF_TRACE_UPROBE_MULTI);
-		else
-			bpf_program__set_autoload(multis[i], false);
+	if (multi) {
+		bpf_program__set_expected_attach_type(k->tls->progs.ly_tls_entry,
+						      LY_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(k->tls->progs.ly_tls_wret,
+						      LY_BPF_TRACE_UPROBE_MULTI);
 	}
 	k->tls_multi = multi;
 	return tls_bpf__load(k->tls);
@@ -672,9 +669,10 @@ static void tls_close(struct kernel *k)
 }
 
 /*
- * One library function and what watches it.  A write function also gets the uretprobe
- * (ly_tls_wret, ly_tls_mret): both or neither, since an entry without its return leaves
- * a thread "in flight" and a return without its entry sees nothing.
+ * One library function.  ly_tls_entry watches every entry; a write function's return is
+ * watched too (ly_tls_wret): both or neither, since an entry without its return leaves a
+ * thread "in flight", and the return is attached first (a return without its entry sees
+ * nothing).
  */
 struct tls_probe {
 	unsigned lib;		/* enum ly_lib */
@@ -683,7 +681,7 @@ struct tls_probe {
 };
 
 /*
- * By enum ly_tls_fn, the cookie of a uprobe.multi offset.  What the library is told about
+ * By enum ly_tls_fn, the cookie of each probe.  What the library is told about
  * an object (SNI, fd) is probed before its writes: a process already running while its
  * file is probed has a write seen without the SNI set just before only if its handshake
  * spans the attach of the probes in between.
@@ -699,33 +697,7 @@ static const struct tls_probe tls_probes[LY_FN_COUNT] = {
 	[LY_FN_GNUTLS_DEINIT] = { LY_LIB_GNUTLS, "gnutls_deinit", 0 },
 	[LY_FN_GNUTLS_SEND] = { LY_LIB_GNUTLS, "gnutls_record_send", 1 },
 };
-#define NPROBES		LY_FN_COUNT
-#define NPROBE_LINKS	(2 * NPROBES)
-
-/* The program of function fn when each function has links of its own. */
-static struct bpf_program *tls_probe_prog(const struct kernel *k, enum ly_tls_fn fn)
-{
-	switch (fn) {
-	case LY_FN_SSL_CTRL:
-		return k->tls->progs.ly_ssl_ctrl;
-	case LY_FN_SSL_SET_FD:
-		return k->tls->progs.ly_ssl_set_fd;
-	case LY_FN_SSL_FREE:
-		return k->tls->progs.ly_ssl_free;
-	case LY_FN_SSL_WRITE:
-		return k->tls->progs.ly_ssl_write;
-	case LY_FN_SSL_WRITE_EX:
-		return k->tls->progs.ly_ssl_write_ex;
-	case LY_FN_GNUTLS_SNI:
-		return k->tls->progs.ly_gnutls_sni;
-	case LY_FN_GNUTLS_FD:
-		return k->tls->progs.ly_gnutls_fd;
-	case LY_FN_GNUTLS_DEINIT:
-		return k->tls->progs.ly_gnutls_deinit;
-	default:
-		return k->tls->progs.ly_gnutls_send;
-	}
-}
+#define NPROBE_LINKS	(2 * LY_FN_COUNT)
 
 /* Is the file probed for pid (or for every process)? */
 static struct tls_file *tls_file_find(struct kernel *k, uint64_t dev, uint64_t ino, pid_t pid)
@@ -777,59 +749,6 @@ static int tls_reap(struct kernel *k)
 	return released;
 }
 
-/* One probe (and its uretprobe) of fn on path: the links attached (0, 1, 2) or -errno. */
-static int tls_probe_attach(struct kernel *k, struct tls_file *tf, enum ly_tls_fn fn,
-			    const char *path)
-{
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = tls_probes[fn].func);
-	struct bpf_link *entry, *ret;
-	int err;
-
-	/* pid -1: every process mapping this file, now and later; else that process */
-	entry = bpf_program__attach_uprobe_opts(tls_probe_prog(k, fn), tf->pid, path, 0, &uo);
-	if (!entry)
-		return -errno;
-	if (!tls_probes[fn].ret) {
-		tf->links[tf->nlinks++] = entry;
-		return 1;
-	}
-	uo.retprobe = true;
-	ret = bpf_program__attach_uprobe_opts(k->tls->progs.ly_tls_wret, tf->pid, path, 0, &uo);
-	if (!ret) {
-		err = -errno;
-		bpf_link__destroy(entry);
-		return err;
-	}
-	tf->links[tf->nlinks++] = entry;
-	tf->links[tf->nlinks++] = ret;
-	return 2;
-}
-
-/* Without uprobe.multi: one link per function; the number of probes attached. */
-static int tls_file_attach_each(struct kernel *k, struct tls_file *tf, const char *path,
-				unsigned libs)
-{
-	int n = 0, last = -ENOENT, rc;
-
-	tf->links = calloc(NPROBE_LINKS, sizeof(*tf->links));
-	if (!tf->links)
-		return -ENOMEM;
-	for (int fn = 0; fn < LY_FN_COUNT; fn++) {
-		if (!(libs & (1u << tls_probes[fn].lib)))
-			continue;
-		rc = tls_probe_attach(k, tf, fn, path);
-		if (rc < 0) {
-			/* a missing symbol is not an error for the others */
-			last = rc;
-			log_debug("%s: %s in %s: %s", __func__, tls_probes[fn].func, path,
-				  strerror(-rc));
-			continue;
-		}
-		n += rc;
-	}
-	return n ? n : last;
-}
-
 /* Where the probed functions are in the open file fd (st: its fstat); parsed once. */
 static const struct tls_offs *tls_offs_get(struct kernel *k, int fd, const struct stat *st)
 {
@@ -849,52 +768,102 @@ static const struct tls_offs *tls_offs_get(struct kernel *k, int fd, const struc
 	return o;
 }
 
-/*
- * With uprobe.multi: one link for the functions' entries, one for the writes' returns,
- * the returns first (a return without its entry sees nothing).  The number of probes.
- */
-static int tls_file_attach_multi(struct kernel *k, struct tls_file *tf, int fd,
-				 const struct stat *st, const char *path, unsigned libs)
-{
-	uint64_t eoff[LY_FN_COUNT], ecookie[LY_FN_COUNT], roff[LY_FN_COUNT], rcookie[LY_FN_COUNT];
-	const struct tls_offs *o = tls_offs_get(k, fd, st);
-	uint32_t ne = 0, nr = 0, pid;
-	int rc;
+/* The functions of libs that fd defines (o: their offsets), by enum ly_tls_fn. */
+struct tls_sel {
+	uint64_t eoff[LY_FN_COUNT], ecookie[LY_FN_COUNT];	/* entries */
+	uint64_t roff[LY_FN_COUNT], rcookie[LY_FN_COUNT];	/* returns of the writes */
+	uint32_t ne, nr;
+};
 
-	if (o->found < 0)
-		return o->found;
+static void tls_select(const struct tls_offs *o, unsigned libs, struct tls_sel *sel)
+{
+	sel->ne = sel->nr = 0;
 	for (int fn = 0; fn < LY_FN_COUNT; fn++) {
 		if (!(libs & (1u << tls_probes[fn].lib)) || !o->off[fn])
 			continue;
-		eoff[ne] = o->off[fn];
-		ecookie[ne++] = (uint64_t)fn;
+		sel->eoff[sel->ne] = o->off[fn];
+		sel->ecookie[sel->ne++] = (uint64_t)fn;
 		if (tls_probes[fn].ret) {
-			roff[nr] = o->off[fn];
-			rcookie[nr++] = (uint64_t)fn;
+			sel->roff[sel->nr] = o->off[fn];
+			sel->rcookie[sel->nr++] = (uint64_t)fn;
 		}
 	}
-	if (!nr)
-		return -ENOENT;		/* no write function: nothing to see */
-	pid = tf->pid > 0 ? (uint32_t)tf->pid : 0;
-	rc = umulti_link(k->tls->progs.ly_tls_mret, path, pid, roff, rcookie, nr,
+}
+
+/* One uprobe (or uretprobe) link of prog at off in path for tf's process(es), with cookie. */
+static int tls_link_one(struct tls_file *tf, const struct bpf_program *prog, const char *path,
+			uint64_t off, uint64_t cookie, bool ret)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = ret);
+	struct bpf_link *l;
+
+	/* pid -1: every process mapping this file, now and later; else that process */
+	l = bpf_program__attach_uprobe_opts(prog, tf->pid, path, (size_t)off, &uo);
+	if (!l)
+		return -errno;
+	tf->links[tf->nlinks++] = l;
+	return 0;
+}
+
+/* Without uprobe.multi: one perf-event link per probe, the returns first. */
+static int tls_file_attach_each(struct kernel *k, struct tls_file *tf, const char *path,
+				const struct tls_sel *sel)
+{
+	int rc = 0;
+
+	tf->links = calloc(NPROBE_LINKS, sizeof(*tf->links));
+	if (!tf->links)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < sel->nr && !rc; i++)
+		rc = tls_link_one(tf, k->tls->progs.ly_tls_wret, path, sel->roff[i],
+				  sel->rcookie[i], true);
+	for (uint32_t i = 0; i < sel->ne && !rc; i++)
+		rc = tls_link_one(tf, k->tls->progs.ly_tls_entry, path, sel->eoff[i],
+				  sel->ecookie[i], false);
+	return rc;	/* on error, the caller releases the links made */
+}
+
+/* With uprobe.multi: one link for the entries, one for the writes' returns (first). */
+static int tls_file_attach_multi(struct kernel *k, struct tls_file *tf, const char *path,
+				 const struct tls_sel *sel)
+{
+	uint32_t pid = tf->pid > 0 ? (uint32_t)tf->pid : 0;
+	int rc;
+
+	rc = umulti_link(k->tls->progs.ly_tls_wret, path, pid, sel->roff, sel->rcookie, sel->nr,
 			 LY_BPF_F_UPROBE_MULTI_RETURN);
 	if (rc < 0)
 		return rc;
 	tf->mlinks[1] = rc;
-	rc = umulti_link(k->tls->progs.ly_tls_entry, path, pid, eoff, ecookie, ne, 0);
+	rc = umulti_link(k->tls->progs.ly_tls_entry, path, pid, sel->eoff, sel->ecookie, sel->ne,
+			 0);
 	if (rc < 0)
 		return rc;	/* the caller releases mlinks[1] */
 	tf->mlinks[0] = rc;
-	return (int)(ne + nr);
+	return 0;
 }
 
-/* Attach what libs asks for in fd (at path, st its fstat) to tf; the number of probes. */
+/*
+ * Attach what libs asks for in fd (at path, st its fstat) to tf: the functions' offsets
+ * are read once per file version.  The number of probes, or -errno.
+ */
 static int tls_file_attach(struct kernel *k, struct tls_file *tf, int fd, const struct stat *st,
 			   const char *path, unsigned libs)
 {
+	const struct tls_offs *o = tls_offs_get(k, fd, st);
+	struct tls_sel sel;
+	int rc;
+
+	if (o->found < 0)
+		return o->found;
+	tls_select(o, libs, &sel);
+	if (!sel.nr)
+		return -ENOENT;		/* no write function: nothing to see */
 	if (k->tls_multi)
-		return tls_file_attach_multi(k, tf, fd, st, path, libs);
-	return tls_file_attach_each(k, tf, path, libs);
+		rc = tls_file_attach_multi(k, tf, path, &sel);
+	else
+		rc = tls_file_attach_each(k, tf, path, &sel);
+	return rc < 0 ? rc : (int)(sel.ne + sel.nr);
 }
 
 /* Watch pidfd in tls_epfd (created on first use): 0 or -errno. */
@@ -1080,13 +1049,10 @@ static int int_cmp(const void *a, const void *b)
  */
 static int helper_fds_close(const struct kernel *k, int sock)
 {
-	int keep[NPROBES + 4], n = 0, from = 3, null;
+	int keep[3], n = 0, from = 3, null;
 
-	for (int fn = 0; fn < LY_FN_COUNT; fn++)
-		keep[n++] = bpf_program__fd(tls_probe_prog(k, fn));
+	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_entry);
 	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_wret);
-	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_entry);	/* -1 when not loaded */
-	keep[n++] = bpf_program__fd(k->tls->progs.ly_tls_mret);
 	keep[n++] = sock;
 	qsort(keep, (size_t)n, sizeof(keep[0]), int_cmp);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -146,9 +146,8 @@ enum ly_lib {
 };
 
 /*
- * The library functions probed: the cookie of each offset of a uprobe.multi link, which
- * tells ly_tls_entry what it was called for (one link per file and process, not one per
- * function).
+ * The library functions probed: the cookie of each probe (an offset of a uprobe.multi link,
+ * or a perf-event link of its own), which tells ly_tls_entry what it was called for.
  */
 enum ly_tls_fn {
 	LY_FN_SSL_CTRL,

@@ -784,27 +784,27 @@ uprobe_lanyardd_start() {
 			"$(tail -n 5 "$T/lanyardd-uprobe.log")"
 }
 # uprobe_cover NAME: COVER_N fresh curls from the observed cgroup, one after the other and
-# then 10 at a time; prints how many of each lanyardd saw (a flow.tls event with their path)
+# then 10 at a time; prints how many of each lanyardd saw (a flow.tls event with their path:
+# letters only, the audit hides a path segment that mixes letters and digits, an id)
 uprobe_cover() {
-	local i pids=''
-	for i in $(seq "$COVER_N"); do
-		"$BIN/ly-cgexec" "$CG_OBS" -- curl -sk -o /dev/null \
-			"https://127.0.0.1:$COVER_PORT/cover/$1/seq" || die "curl (cover) failed"
+	local i run batch pids
+	for run in one:1 ten:10; do
+		batch=${run#*:}
+		pids=''
+		for i in $(seq "$COVER_N"); do
+			"$BIN/ly-cgexec" "$CG_OBS" -- curl -sk -o /dev/null \
+				"https://127.0.0.1:$COVER_PORT/cover/$1/${run%:*}" &
+			pids="$pids $!"
+			if [ $((i % batch)) = 0 ]; then
+				wait $pids || die "curl (cover) failed"
+				pids=''
+			fi
+		done
+		[ -z "$pids" ] || wait $pids || die "curl (cover) failed"
 	done
-	for i in $(seq "$COVER_N"); do
-		"$BIN/ly-cgexec" "$CG_OBS" -- curl -sk -o /dev/null \
-			"https://127.0.0.1:$COVER_PORT/cover/$1/par" &
-		pids="$pids $!"
-		if [ $((i % 10)) = 0 ]; then
-			wait $pids || die "curl (cover) failed"
-			pids=''
-		fi
-	done
-	[ -z "$pids" ] || wait $pids || die "curl (cover) failed"
 	sleep 1 # lanyardd drains its ring buffer
-	# letters only: the audit hides a path segment that mixes letters and digits (an id)
-	printf '%s %s\n' "$(grep -c "\"path\":\"/cover/$1/seq\"" "$T/audit-uprobe.jsonl")" \
-		"$(grep -c "\"path\":\"/cover/$1/par\"" "$T/audit-uprobe.jsonl")"
+	printf '%s %s\n' "$(grep -c "\"path\":\"/cover/$1/one\"" "$T/audit-uprobe.jsonl")" \
+		"$(grep -c "\"path\":\"/cover/$1/ten\"" "$T/audit-uprobe.jsonl")"
 }
 if [ "$UPROBE" = 1 ]; then
 	step "TLS uprobes: the cost of one SSL_write"

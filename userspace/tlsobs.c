@@ -103,12 +103,23 @@ static const char *wl_name(const struct daemon *d, uint32_t id)
 	return id && id <= DAEMON_MAX_WORKLOAD_IDS ? d->wl_names[id] : NULL;
 }
 
-static struct pid_ent *pid_get(struct tlsobs *t, uint32_t pid)
+/* pid's entry, or NULL when its slot holds another pid. */
+static struct pid_ent *pid_find(struct tlsobs *t, uint32_t pid)
 {
 	struct pid_ent *e = &t->pids[pid % PID_CACHE];
 
-	if (e->pid != pid)
+	return e->pid == pid ? e : NULL;
+}
+
+/* pid's entry, started over when its slot held another pid. */
+static struct pid_ent *pid_get(struct tlsobs *t, uint32_t pid)
+{
+	struct pid_ent *e = pid_find(t, pid);
+
+	if (!e) {
+		e = &t->pids[pid % PID_CACHE];
 		*e = (struct pid_ent){ .pid = pid };
+	}
 	return e;
 }
 
@@ -327,12 +338,12 @@ int tlsobs_start(struct tlsobs *t)
 static void retry_failed(struct tlsobs *t)
 {
 	pid_t failed[64];
-	size_t n = kernel_tls_poll(t->d->kern, failed, 64);
+	size_t n = kernel_tls_poll(t->d->kern, failed, sizeof(failed) / sizeof(failed[0]));
 
 	for (size_t i = 0; i < n; i++) {
-		struct pid_ent *e = &t->pids[(uint32_t)failed[i] % PID_CACHE];
+		struct pid_ent *e = pid_find(t, (uint32_t)failed[i]);
 
-		if (e->pid == (uint32_t)failed[i])
+		if (e)
 			e->probed = 0;
 	}
 }

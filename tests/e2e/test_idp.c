@@ -320,6 +320,16 @@ static const char *expect_token(struct world *w, const struct resp *r, const cha
 	return tok ? h_strf("%s", tok) : NULL;
 }
 
+/* POST form (no extra header, form-encoded, 10 s): a token is issued. */
+static void expect_issued(struct world *w, const char *form, const char *what)
+{
+	struct resp r;
+
+	post(w, form, NULL, NULL, 10, &r);
+	expect_token(w, &r, what);
+	resp_free(&r);
+}
+
 /* @value (a token, an assertion, a secret) appears nowhere in the provider's files. */
 static void expect_not_leaked(struct world *w, const char *value, const char *what)
 {
@@ -457,9 +467,7 @@ Test(idp, assertion_claims_are_checked)
 
 	world_start(&w);
 	/* the base claims are good: each refusal below comes from its one change */
-	post(&w, cc_form(good_assertion(&w), NULL), NULL, NULL, 10, &r);
-	expect_token(&w, &r, "the base claims");
-	resp_free(&r);
+	expect_issued(&w, cc_form(good_assertion(&w), NULL), "the base claims");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		post(&w,
 		     cc_form(sign(&w, "k1", "k1", "ES256", assertion_claims(&w, CLIENT),
@@ -539,9 +547,7 @@ Test(idp, the_jwks_url_is_refetched_on_an_unknown_kid)
 	cr_assert_eq(h_wait_port("127.0.0.1", port, 10000), 0);
 	world_start_jwks(&w, h_strf("http://127.0.0.1:%d/jwks.json", port));
 
-	post(&w, cc_form(good_assertion(&w), NULL), NULL, NULL, 10, &r);
-	expect_token(&w, &r, "k1 from the JWKS URL");
-	resp_free(&r);
+	expect_issued(&w, cc_form(good_assertion(&w), NULL), "k1 from the JWKS URL");
 	post(&w, cc_form(sign(&w, "k2", "k2", "ES256", assertion_claims(&w, CLIENT), NULL), NULL),
 	     NULL, NULL, 10, &r);
 	expect_error(&r, 401, "invalid_client", "unknown kid", "k2 before rotation");
@@ -549,10 +555,9 @@ Test(idp, the_jwks_url_is_refetched_on_an_unknown_kid)
 	/* the issuer publishes k2: the next unknown kid makes the provider fetch again */
 	tool("jwks", jwks, h_path("bad.jwk"), h_strf("%s/k1.jwk", w.keys),
 	     h_strf("%s/k2.jwk", w.keys), NULL);
-	post(&w, cc_form(sign(&w, "k2", "k2", "ES256", assertion_claims(&w, CLIENT), NULL), NULL),
-	     NULL, NULL, 10, &r);
-	expect_token(&w, &r, "k2 after rotation");
-	resp_free(&r);
+	expect_issued(&w, cc_form(sign(&w, "k2", "k2", "ES256", assertion_claims(&w, CLIENT), NULL),
+				  NULL),
+		      "k2 after rotation");
 }
 
 /* --- client_secret_basic and authentication methods --------------------------------------- */
@@ -708,9 +713,7 @@ Test(idp, token_exchange_checks_the_subject_token)
 	expect_error(&r, 400, "invalid_request", "requested_token_type", "id_token requested");
 	resp_free(&r);
 	/* the same token is fine: each refusal came from its one change */
-	post(&w, tx_form(subject_token(&w, NULL), NULL), NULL, NULL, 10, &r);
-	expect_token(&w, &r, "the base subject token");
-	resp_free(&r);
+	expect_issued(&w, tx_form(subject_token(&w, NULL), NULL), "the base subject token");
 	cr_expect_eq(ly_idp_stat(&w.p, "issued"), 1);
 }
 
@@ -760,9 +763,7 @@ Test(idp, malformed_requests_are_refused_and_survived)
 	cr_expect_neq(rc, 0, "plain HTTP was answered on the TLS port");
 
 	cr_expect(h_alive(w.p.pid), "the provider died");
-	post(&w, cc_form(good_assertion(&w), NULL), NULL, NULL, 10, &r);
-	expect_token(&w, &r, "after the bad requests");
-	resp_free(&r);
+	expect_issued(&w, cc_form(good_assertion(&w), NULL), "after the bad requests");
 	cr_expect_eq(h_file_size(h_err_path(w.p.name)), 0, "the provider wrote to stderr");
 }
 
@@ -783,9 +784,7 @@ Test(idp, mode_fail_answers_the_status)
 	expect_error(&r, 500, "server_error", NULL, "fail, default status");
 	resp_free(&r);
 	cr_assert_eq(ly_idp_mode(&w.p, "set=ok"), 0);
-	post(&w, cc_form(good_assertion(&w), NULL), NULL, NULL, 10, &r);
-	expect_token(&w, &r, "back to ok");
-	resp_free(&r);
+	expect_issued(&w, cc_form(good_assertion(&w), NULL), "back to ok");
 }
 
 Test(idp, mode_garbage_is_not_json)
@@ -823,9 +822,7 @@ Test(idp, mode_stall_times_out_the_client)
 	cr_expect_str_eq(jstr(st, "mode") ? jstr(st, "mode") : "-", "stall");
 	json_decref(st);
 	cr_assert_eq(ly_idp_mode(&w.p, "set=ok"), 0);
-	post(&w, cc_form(good_assertion(&w), NULL), NULL, NULL, 10, &r);
-	expect_token(&w, &r, "after the stall");
-	resp_free(&r);
+	expect_issued(&w, cc_form(good_assertion(&w), NULL), "after the stall");
 }
 
 Test(idp, modes_nojson_token_crlf_and_huge)

@@ -559,6 +559,15 @@ static void expect_static_refused(struct fetch_job *j, int err, const char *want
 	cr_expect(strstr(j->why, want), "want \"%s\" in \"%s\"", want, j->why);
 }
 
+/* One static job on src, refused with err and a reason that has want. */
+static void expect_refused_now(struct policy_source *src, int err, const char *want)
+{
+	struct fetch_job *j = run_static(src, NULL);
+
+	expect_static_refused(j, err, want);
+	fetch_job_free(j);
+}
+
 Test(static_src, reads_a_private_file_without_its_line_end)
 {
 	static const struct {
@@ -624,14 +633,11 @@ Test(static_src, refuses_a_file_owned_by_another_user)
 {
 	char *path = in_dir("api.key");
 	struct policy_source *src = static_src_new(path, NULL);
-	struct fetch_job *j;
 
 	write_file(path, "SECRETKEY\n", 10, 0600);
 	cr_assert_eq(chown(path, 65534, 65534), 0, "the tests run as root: %s",
 		     strerror(errno));
-	j = run_static(src, NULL);
-	expect_static_refused(j, -EPERM, "owned by uid 65534");
-	fetch_job_free(j);
+	expect_refused_now(src, -EPERM, "owned by uid 65534");
 	policy_source_put(src);
 }
 
@@ -711,27 +717,20 @@ Test(static_src, refuses_directories_missing_files_and_fifos)
 {
 	char *dir = in_dir("a-dir"), *fifo = in_dir("a-fifo");
 	struct policy_source *src;
-	struct fetch_job *j;
 
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	src = static_src_new(dir, NULL);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -EPERM, "not a regular file");
-	fetch_job_free(j);
+	expect_refused_now(src, -EPERM, "not a regular file");
 	policy_source_put(src);
 
 	src = static_src_new(in_dir("nothing-here"), NULL);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -ENOENT, "nothing-here: No such file or directory");
-	fetch_job_free(j);
+	expect_refused_now(src, -ENOENT, "nothing-here: No such file or directory");
 	policy_source_put(src);
 
 	/* opened without blocking (no writer), then refused as not a regular file */
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
 	src = static_src_new(fifo, NULL);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -EPERM, "not a regular file");
-	fetch_job_free(j);
+	expect_refused_now(src, -EPERM, "not a regular file");
 	policy_source_put(src);
 }
 
@@ -744,9 +743,7 @@ Test(static_src, refuses_long_empty_and_multi_line_files)
 	cr_assert_not_null(big);
 	memset(big, 'k', 9000);
 	write_file(path, big, 9000, 0600);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -EINVAL, "longer than 8192 bytes");
-	fetch_job_free(j);
+	expect_refused_now(src, -EINVAL, "longer than 8192 bytes");
 
 	/* the limit: 8192 bytes and a line end are taken, one more byte is not */
 	big[8192] = '\r';
@@ -759,9 +756,7 @@ Test(static_src, refuses_long_empty_and_multi_line_files)
 	big[8192] = 'k';
 	big[8193] = '\n';
 	write_file(path, big, 8194, 0600);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -EINVAL, "longer than 8192 bytes");
-	fetch_job_free(j);
+	expect_refused_now(src, -EINVAL, "longer than 8192 bytes");
 
 #define BAD(s) { s, sizeof(s) - 1 }
 	static const struct {
@@ -791,15 +786,12 @@ Test(static_src, a_second_line_past_a_full_length_first_line_is_refused)
 {
 	char *path = in_dir("api.key"), *big = malloc(8200);
 	struct policy_source *src = static_src_new(path, NULL);
-	struct fetch_job *j;
 
 	cr_assert_not_null(big);
 	memset(big, 'k', 8192);
 	memcpy(big + 8192, "\r\nnext\n", 7);
 	write_file(path, big, 8199, 0600);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -EINVAL, "static credential");
-	fetch_job_free(j);
+	expect_refused_now(src, -EINVAL, "static credential");
 	free(big);
 	policy_source_put(src);
 }
@@ -814,15 +806,11 @@ Test(static_src, reads_a_systemd_credential_from_credentials_directory)
 	write_file(path, "from-systemd\n", 13, 0600);
 
 	cr_assert_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -ENOENT, "systemd credential api-key: $CREDENTIALS_DIRECTORY "
+	expect_refused_now(src, -ENOENT, "systemd credential api-key: $CREDENTIALS_DIRECTORY "
 			      "is not set (LoadCredential= in the unit)");
-	fetch_job_free(j);
 
 	cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", "relative/dir", 1), 0);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -ENOENT, "$CREDENTIALS_DIRECTORY is not set");
-	fetch_job_free(j);
+	expect_refused_now(src, -ENOENT, "$CREDENTIALS_DIRECTORY is not set");
 
 	cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", tmpdir, 1), 0);
 	j = run_static(src, NULL);
@@ -831,9 +819,7 @@ Test(static_src, reads_a_systemd_credential_from_credentials_directory)
 	fetch_job_free(j);
 
 	cr_assert_eq(unlink(path), 0);
-	j = run_static(src, NULL);
-	expect_static_refused(j, -ENOENT, "/api-key: No such file or directory");
-	fetch_job_free(j);
+	expect_refused_now(src, -ENOENT, "/api-key: No such file or directory");
 	unsetenv("CREDENTIALS_DIRECTORY");
 	free(path);
 	policy_source_put(src);

@@ -2,13 +2,12 @@
 /* Copyright (c) 2026 The lanyard authors */
 /*
  * TLS observation: uprobes on OpenSSL and GnuTLS see what an enrolled or
- * observed app writes before it is encrypted; the write syscall the library
- * then makes names the socket.  The join is per thread: a library write's
- * entry marks the thread "in flight" with the plaintext buffer, and the first
- * write/sendto/sendmsg/writev syscall of that thread until the library returns
- * resolves its fd to the socket and emits the request head.  Outside library
- * writes, the same syscall hooks capture plain-HTTP request heads of observed
- * workloads.  Read-only: nothing here writes application memory.
+ * observed app writes before it is encrypted; the send the library then makes
+ * names the socket.  The join is per thread: a library write's entry marks the
+ * thread "in flight" with the plaintext buffer, and the first TCP send of that
+ * thread until the library returns names the socket and emits the request head.
+ * Outside library writes, the same send hook captures plain-HTTP request heads
+ * of observed workloads.  Read-only: nothing here writes application memory.
  */
 /* vmlinux.h has a typedef named config (zstd); our map must be called config */
 #define config ly_vmlinux_config
@@ -30,6 +29,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define S_IFSOCK_			0140000
 #define LY_TLS_THREADS			16384	/* threads inside a library write at once */
 #define LY_TLS_OBJECTS			65536	/* SSL objects / sessions remembered */
+#define LY_CG_CACHE			4096	/* cgroups whose task_watched() answer is kept */
 #define LY_METHOD_PEEK			8	/* longest method + space: "OPTIONS ", "CONNECT " */
 #define LY_INFLIGHT_MAX_NS		1000000000ULL	/* older: a missed return, not a write */
 #define LY_DATA_RINGBUF_BYTES		(1024 * 1024)
@@ -104,6 +104,25 @@ struct sock_info {
 	__u8 saddr[16], daddr[16];
 };
 
+/* What task_watched() found for one cgroup. */
+struct cg_watch {
+	__u32 gen;		/* ly_config.wl_gen when it was found */
+	__u32 watched;
+	struct ly_workload w;
+};
+
+/*
+ * task_watched()'s answer per cgroup, until `workloads` changes: every send of every
+ * task on the host asks, and one lookup here is cheaper than one per cgroup level.
+ * A cgroup's ancestors never change, and its id is never reused.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LY_CG_CACHE);
+	__type(key, __u64);		/* cgroup id */
+	__type(value, struct cg_watch);
+} cg_watch SEC(".maps");
+
 /*
  * Is the current task in an enrolled or observed workload (and not lanyardd)?
  * lanyardd's cgroup is never in `workloads`; the explicit checks (its cgroup, its
@@ -113,16 +132,27 @@ struct sock_info {
 static __always_inline int task_watched(struct ly_workload *w)
 {
 	const struct ly_config *cfg = config_get();
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct cg_watch *c, fresh = {};
 
 	if (!cfg || !(cfg->flags & LY_CFG_ENABLED))
 		return 0;
-	if (cfg->daemon_cgid && bpf_get_current_cgroup_id() == cfg->daemon_cgid)
+	if (cfg->daemon_cgid && cgid == cfg->daemon_cgid)
 		return 0;
 	if (cfg->daemon_tgid && bpf_get_current_pid_tgid() >> 32 == cfg->daemon_tgid)
 		return 0;
-	if (workload_find(w) < 0)
-		return 0;
-	return (w->flags & (LY_WL_ENFORCE | LY_WL_OBSERVE)) != 0;
+	/* the generation before the walk: a change during it makes the answer stale at once */
+	fresh.gen = *(volatile const __u32 *)&cfg->wl_gen;
+	c = bpf_map_lookup_elem(&cg_watch, &cgid);
+	if (c && c->gen == fresh.gen) {
+		*w = c->w;
+		return c->watched;
+	}
+	fresh.watched = workload_find(&fresh.w) == 0 &&
+			(fresh.w.flags & (LY_WL_ENFORCE | LY_WL_OBSERVE)) != 0;
+	bpf_map_update_elem(&cg_watch, &cgid, &fresh, BPF_ANY);
+	*w = fresh.w;
+	return fresh.watched;
 }
 
 /* A socket of lanyardd's (SO_MARK): never observed, wherever the write comes from. */
@@ -138,31 +168,36 @@ static __always_inline int ip6_v4mapped(const __u32 *a)
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
 }
 
-/*
- * fd -> struct file -> struct socket -> struct sock of the current task, and its
- * TCP 4-tuple (v4-mapped folded into INET, as ly_sockops does).  0 or -ENOENT.
- */
-static __always_inline int sock_from_fd(int fd, struct sock_info *si)
+/* fd -> struct file -> struct socket -> struct sock of the current task; NULL: not a socket. */
+static __always_inline struct sock *sock_of_fd(int fd)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct file **fds;
 	struct file *f = NULL;
 	struct socket *so;
-	struct sock *sk;
 	unsigned int max;
-	__u32 a[4];
 
 	if (fd < 0)
-		return -ENOENT;
+		return NULL;
 	fds = BPF_CORE_READ(t, files, fdt, fd);
 	max = BPF_CORE_READ(t, files, fdt, max_fds);
 	if (!fds || (unsigned int)fd >= max)
-		return -ENOENT;
+		return NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_) != S_IFSOCK_)
-		return -ENOENT;
+		return NULL;
 	so = BPF_CORE_READ(f, private_data);
-	sk = BPF_CORE_READ(so, sk);
+	return BPF_CORE_READ(so, sk);
+}
+
+/*
+ * A TCP socket's 4-tuple (v4-mapped folded into INET, as ly_sockops does).  0, or
+ * -ENOENT when sk is not a TCP stream socket.
+ */
+static __always_inline int sock_info_of(struct sock *sk, struct sock_info *si)
+{
+	__u32 a[4];
+
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return -ENOENT;
@@ -419,7 +454,8 @@ static __always_inline void tls_emit(const struct tls_inflight *in, int fd,
 		return;
 	if (si) {
 		o->sk = si->sk;
-		o->fd = fd;
+		if (fd >= 0)
+			o->fd = fd;
 		event_sock(ev, fd, si);
 	} else if (!o->sk) {
 		o->sk = 1;	/* socket unknown: still only one bare event per object */
@@ -479,7 +515,7 @@ static __always_inline int write_return(void)
 		key.ssl = in->ssl;
 		o = bpf_map_lookup_elem(&tls_objs, &key);
 		fd = o ? o->fd : -1;
-		if (fd < 0 || sock_from_fd(fd, &si) < 0) {
+		if (fd < 0 || sock_info_of(sock_of_fd(fd), &si) < 0) {
 			stat_inc(LY_STAT_TLS_NOFD);
 			fd = -1;
 		}
@@ -604,105 +640,45 @@ int BPF_KRETPROBE(ly_tls_wret)
 	return write_return();
 }
 
-/* --- write syscalls ----------------------------------------------------------------- */
+/* --- sends ---------------------------------------------------------------------------- */
 
 /*
- * A plain-HTTP write of an observed workload: fd must be a TCP socket, the
- * bytes a request head.  Only observed workloads: an enforced one's plain
- * HTTP goes through lanyardd, which sees it anyway.
+ * Where the socket of a library write, and a plain-HTTP request head, are seen: each send
+ * of the thread.  Two hooks, one chosen by lanyardd:
+ *  - the sock_send_length tracepoint (Linux 6.3): it fires once per socket send, after
+ *    the protocol took the bytes, with the socket.  Nothing else the host does pays for
+ *    it.  The syscall's arguments (the fd, the user buffer) are read from the task's
+ *    saved user registers, only when an event is to be made.
+ *  - the sys_enter raw tracepoint, before 6.3: it runs on every syscall of every task
+ *    (it turns the kernel's syscall slow path on), and finds the socket from the fd.
  */
-static __always_inline void plain_write(int fd, __u64 buf, __u64 len)
-{
-	const struct ly_config *cfg = config_get();
-	struct ly_event_data *ev;
-	struct ly_workload w;
-	struct sock_info si;
-	__u32 caplen;
-
-	if (!cfg || !(cfg->flags & LY_CFG_OBSERVE))
-		return;
-	if (!task_watched(&w) || !(w.flags & LY_WL_OBSERVE))
-		return;
-	if (sock_from_fd(fd, &si) < 0 || sock_is_daemons(&si))
-		return;
-	ev = scratch_get();
-	if (!ev)
-		return;
-	event_init(ev, LY_LIB_PLAIN, 0, len > 0xffffffffULL ? 0xffffffffU : (__u32)len,
-		   w.workload_id);
-	caplen = capture_head(ev, buf, ev->len);
-	if (!caplen)
-		return;
-	event_sock(ev, fd, &si);
-	event_send(ev, caplen);
-}
-
-/* Is in the library write this thread is making now (same process, cgroup, recent)? */
-static __always_inline int inflight_current(const struct tls_inflight *in, __u64 pid_tgid)
-{
-	return in->tgid == pid_tgid >> 32 && in->cgroup_id == bpf_get_current_cgroup_id() &&
-	       bpf_ktime_get_ns() - in->ts_ns < LY_INFLIGHT_MAX_NS;
-}
 
 /*
- * One write syscall.  Inside a library write: the first syscall names the
- * socket of that write (the buffer here is ciphertext; the plaintext is the
- * one saved at the library's entry).  Else: maybe plain HTTP.
- */
-static __always_inline int sys_write(int fd, __u64 buf, __u64 len)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct tls_inflight *in = bpf_map_lookup_elem(&tls_inflight, &pid_tgid);
-	struct sock_info si;
-
-	if (in && !inflight_current(in, pid_tgid)) {
-		/* a return never seen (a thread killed in the library): not this write */
-		stat_inc(LY_STAT_TLS_STALE);
-		bpf_map_delete_elem(&tls_inflight, &pid_tgid);
-		in = NULL;
-	}
-	if (!in) {
-		plain_write(fd, buf, len);
-		return 0;
-	}
-	if (in->done || sock_from_fd(fd, &si) < 0)
-		return 0;
-	in->done = 1;
-	tls_emit(in, fd, &si);
-	return 0;
-}
-
-/* The first iovec of a writev/sendmsg: where a request head would start. */
-static __always_inline void iov_first(__u64 iov, __u64 *base, __u64 *len)
-{
-	struct iovec v = {};
-
-	*base = 0;
-	*len = 0;
-	if (!iov || bpf_probe_read_user(&v, sizeof(v), (const void *)iov) < 0)
-		return;
-	*base = (__u64)v.iov_base;
-	*len = v.iov_len;
-}
-
-/*
- * Syscall numbers of the write family.  One raw tracepoint on sys_enter, not four
- * syscalls/sys_enter_* tracepoints: raw tracepoints attach by name, without
- * tracefs (often not mounted on hosts and containers).
+ * Syscall numbers of the write family, and where the saved registers keep the number.
+ * Raw tracepoints, not syscalls/sys_enter_* ones: they attach by name, without tracefs
+ * (often not mounted on hosts and containers).
  */
 #if defined(__TARGET_ARCH_x86)
 #define LY_NR_WRITE	1
 #define LY_NR_WRITEV	20
 #define LY_NR_SENDTO	44
 #define LY_NR_SENDMSG	46
+#define LY_REGS_NR(r)	BPF_CORE_READ(r, orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define LY_NR_WRITE	64
 #define LY_NR_WRITEV	66
 #define LY_NR_SENDTO	206
 #define LY_NR_SENDMSG	211
+#define LY_REGS_NR(r)	BPF_CORE_READ(r, syscallno)
 #else
 #error "syscall numbers for this architecture"
 #endif
+
+static __always_inline int nr_is_send(long id)
+{
+	return id == LY_NR_WRITE || id == LY_NR_SENDTO || id == LY_NR_WRITEV ||
+	       id == LY_NR_SENDMSG;
+}
 
 /*
  * A 32-bit (compat) task's syscall numbers are another table: write is 4 on i386, so
@@ -720,32 +696,183 @@ static __always_inline int task_compat(struct pt_regs *regs)
 #endif
 }
 
+/* What a write-family syscall sends: its fd, and where a request head would start. */
+struct send_args {
+	__u64 buf, len;
+	int fd;
+};
+
+/* The first iovec of a writev/sendmsg. */
+static __always_inline void iov_first(__u64 iov, struct send_args *a)
+{
+	struct iovec v = {};
+
+	if (!iov || bpf_probe_read_user(&v, sizeof(v), (const void *)iov) < 0)
+		return;
+	a->buf = (__u64)v.iov_base;
+	a->len = v.iov_len;
+}
+
+/* The arguments of syscall id as saved in regs.  0, or -1: not a 64-bit write-family call. */
+static __always_inline int send_args_of(struct pt_regs *regs, long id, struct send_args *a)
+{
+	struct user_msghdr m = {};
+	__u64 p2;
+
+	a->buf = a->len = 0;
+	a->fd = -1;
+	if (!nr_is_send(id) || task_compat(regs))
+		return -1;
+	a->fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	p2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	if (id == LY_NR_WRITE || id == LY_NR_SENDTO) {
+		a->buf = p2;
+		a->len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	} else if (id == LY_NR_WRITEV) {
+		iov_first(p2, a);
+	} else if (p2 && bpf_probe_read_user(&m, sizeof(m), (const void *)p2) == 0 &&
+		   m.msg_iovlen) {
+		iov_first((__u64)m.msg_iov, a);
+	}
+	return 0;
+}
+
+/* The same, of the syscall the current task is in (its user registers, saved at entry). */
+static __always_inline int current_send_args(struct send_args *a)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return send_args_of(regs, LY_REGS_NR(regs), a);
+}
+
+/* Is in the library write this thread is making now (same process, cgroup, recent)? */
+static __always_inline int inflight_current(const struct tls_inflight *in, __u64 pid_tgid)
+{
+	return in->tgid == pid_tgid >> 32 && in->cgroup_id == bpf_get_current_cgroup_id() &&
+	       bpf_ktime_get_ns() - in->ts_ns < LY_INFLIGHT_MAX_NS;
+}
+
+/* The library write this thread is in, if any. */
+static __always_inline struct tls_inflight *inflight_get(__u64 pid_tgid)
+{
+	struct tls_inflight *in = bpf_map_lookup_elem(&tls_inflight, &pid_tgid);
+
+	if (in && !inflight_current(in, pid_tgid)) {
+		/* a return never seen (a thread killed in the library): not this write */
+		stat_inc(LY_STAT_TLS_STALE);
+		bpf_map_delete_elem(&tls_inflight, &pid_tgid);
+		return NULL;
+	}
+	return in;
+}
+
+/*
+ * A send inside a library write: the first one on a TCP socket names the socket of that
+ * write (its bytes are ciphertext; the plaintext is the one saved at the library's entry).
+ */
+static __always_inline void tls_join(struct tls_inflight *in, struct sock *sk, int fd)
+{
+	struct sock_info si;
+
+	if (in->done || sock_info_of(sk, &si) < 0)
+		return;
+	in->done = 1;
+	tls_emit(in, fd, &si);
+}
+
+/*
+ * Is the current task's plain HTTP captured (w: its workload)?  Only an observed
+ * workload's: an enforced one's plain HTTP goes through lanyardd, which sees it anyway.
+ * No cgroup lookup at all while no workload observes (LY_CFG_OBSERVE).
+ */
+static __always_inline int plain_watched(struct ly_workload *w)
+{
+	const struct ly_config *cfg = config_get();
+
+	return cfg && (cfg->flags & LY_CFG_OBSERVE) && task_watched(w) &&
+	       (w->flags & LY_WL_OBSERVE);
+}
+
+/* A plain-HTTP send of workload w on sk: an event if its bytes start a request head. */
+static __always_inline void plain_emit(const struct ly_workload *w, struct sock *sk,
+				       const struct send_args *a)
+{
+	struct ly_event_data *ev;
+	struct sock_info si;
+	__u32 caplen;
+
+	if (sock_info_of(sk, &si) < 0 || sock_is_daemons(&si))
+		return;
+	ev = scratch_get();
+	if (!ev)
+		return;
+	event_init(ev, LY_LIB_PLAIN, 0, a->len > 0xffffffffULL ? 0xffffffffU : (__u32)a->len,
+		   w->workload_id);
+	caplen = capture_head(ev, a->buf, ev->len);
+	if (!caplen)
+		return;
+	event_sock(ev, a->fd, &si);
+	event_send(ev, caplen);
+}
+
+/*
+ * The fd of the send at sock_send_length, read from the saved registers, and only if it
+ * is this socket's: an io_uring worker's registers are its creator's, and a kernel socket
+ * (a network filesystem) sends inside a write() to some other file.  -1 otherwise.
+ */
+static __always_inline int send_args_for(struct sock *sk, struct send_args *a)
+{
+	if (current_send_args(a) < 0 || sock_of_fd(a->fd) != sk)
+		a->fd = -1;
+	return a->fd;
+}
+
+/* sock_send_length(struct sock *sk, int ret, int flags), in the sender's context. */
+SEC("raw_tracepoint/sock_send_length")
+int ly_sock_send(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int ret = (int)ctx->args[1];
+	struct tls_inflight *in = inflight_get(bpf_get_current_pid_tgid());
+	struct ly_workload w;
+	struct send_args a;
+
+	if (in) {
+		/* an fd is a nicety here: the event has the socket either way */
+		tls_join(in, sk, send_args_for(sk, &a));
+		return 0;
+	}
+	/* only bytes sent: a write that failed (EAGAIN) is seen again when it is retried */
+	if (ret <= 0 || !plain_watched(&w) || send_args_for(sk, &a) < 0)
+		return 0;
+	if (a.len > (__u64)ret)
+		a.len = ret;
+	plain_emit(&w, sk, &a);
+	return 0;
+}
+
 /* sys_enter(struct pt_regs *regs, long id): args[0] = regs, args[1] = id */
 SEC("raw_tracepoint/sys_enter")
 int ly_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	long id = (long)ctx->args[1];
-	struct user_msghdr m = {};
-	__u64 fd, p2, p3, base = 0, len = 0;
+	struct tls_inflight *in;
+	struct ly_workload w;
+	struct send_args a;
 
-	if (id != LY_NR_WRITE && id != LY_NR_SENDTO && id != LY_NR_WRITEV && id != LY_NR_SENDMSG)
+	if (!nr_is_send(id))
 		return 0;
-	if (task_compat(regs))
+	in = inflight_get(bpf_get_current_pid_tgid());
+	if (!in && !plain_watched(&w))
 		return 0;
-	fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	p2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	p3 = PT_REGS_PARM3_CORE_SYSCALL(regs);
-	if (id == LY_NR_WRITE || id == LY_NR_SENDTO) {
-		base = p2;
-		len = p3;
-	} else if (id == LY_NR_WRITEV) {
-		iov_first(p2, &base, &len);
-	} else if (p2 && bpf_probe_read_user(&m, sizeof(m), (const void *)p2) == 0 &&
-		   m.msg_iovlen) {
-		iov_first((__u64)m.msg_iov, &base, &len);
-	}
-	return sys_write((int)fd, base, len);
+	if (send_args_of(regs, id, &a) < 0)
+		return 0;
+	if (in)
+		tls_join(in, sock_of_fd(a.fd), a.fd);
+	else
+		plain_emit(&w, sock_of_fd(a.fd), &a);
+	return 0;
 }
 
 /* --- exec and fork --------------------------------------------------------------------- */

@@ -113,6 +113,7 @@ struct kernel {
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
+	int gen_stale;			/* `workloads` changed, config.wl_gen not bumped yet */
 	int tls_multi;			/* ly_tls_entry/ly_tls_wret loaded for uprobe.multi */
 	struct tls_offs offs[TLS_OFFS_CACHE];
 	unsigned noffs;			/* filled in offs, then the next one replaced */
@@ -356,9 +357,14 @@ static void maps_drop_incompatible(struct bpf_object *obj)
 
 static int config_write(struct kernel *k, const struct kernel_opts *o)
 {
-	struct ly_config cfg = { 0 };
+	int fd = bpf_map__fd(k->skel->maps.config);
+	struct ly_config cfg = { 0 }, old = { 0 };
 	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
 	__u32 zero = 0;
+
+	/* never back to an earlier generation: a cached answer of that one would be current */
+	if (bpf_map_lookup_elem(fd, &zero, &old) == 0)
+		cfg.wl_gen = old.wl_gen + 1;
 
 	cfg.flags = LY_CFG_ENABLED | (k->tls_per_process ? LY_CFG_TLS_PROC : 0);
 	cfg.mark = o->mark;
@@ -367,7 +373,22 @@ static int config_write(struct kernel *k, const struct kernel_opts *o)
 	cfg.listen4 = htonl(INADDR_LOOPBACK);
 	cfg.listen_port = htons(o->listen_port ? o->listen_port : POLICY_DEFAULT_LISTEN_PORT);
 	memcpy(cfg.listen6, &lo6, sizeof(cfg.listen6));
-	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.config), &zero, &cfg, BPF_ANY) < 0)
+	if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+/* After `workloads` changed: what the programs cached per cgroup is stale. */
+static int config_bump_gen(struct kernel *k)
+{
+	int fd = bpf_map__fd(k->skel->maps.config);
+	struct ly_config cfg;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &cfg) < 0)
+		return -errno;
+	cfg.wl_gen++;
+	if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) < 0)
 		return -errno;
 	return 0;
 }
@@ -554,10 +575,32 @@ static int tls_load(struct kernel *k, int multi)
 	return tls_bpf__load(k->tls);
 }
 
+/*
+ * The send hook (tls.bpf.c): the sock_send_length tracepoint where the kernel has it
+ * (6.3), which only socket sends pay for; else sys_enter, which every syscall of the
+ * host pays for.  0, or -errno.
+ */
+static int tls_send_attach(struct kernel *k)
+{
+	const char *tp = getenv("LANYARD_SEND_TRACEPOINT");	/* "0": sys_enter (compare) */
+	const char *why = "LANYARD_SEND_TRACEPOINT=0";
+
+	if (!tp || strcmp(tp, "0")) {
+		k->tps[0] = bpf_program__attach(k->tls->progs.ly_sock_send);
+		if (k->tps[0])
+			return 0;
+		why = strerror(errno);
+	}
+	log_info("TLS: no sock_send_length tracepoint (%s): sends are seen at sys_enter, "
+		 "on every syscall of the host", why);
+	k->tps[0] = bpf_program__attach(k->tls->progs.ly_sys_enter);
+	return k->tps[0] ? 0 : -errno;
+}
+
 static int tls_open(struct kernel *k)
 {
 	const char *multi = getenv("LANYARD_UPROBE_MULTI");	/* "0": never (compare, work around) */
-	struct bpf_program *tps[NTPS];
+	struct bpf_program *tps[NTPS - 1];
 	int rc;
 
 	rc = multi && !strcmp(multi, "0") ? -ENOTSUP : tls_load(k, 1);
@@ -572,12 +615,14 @@ static int tls_open(struct kernel *k)
 		if (rc)
 			return rc;
 	}
-	tps[0] = k->tls->progs.ly_sys_enter;
-	tps[1] = k->tls->progs.ly_exec;
-	tps[2] = k->tls->progs.ly_fork;
-	for (int i = 0; i < NTPS; i++) {
-		k->tps[i] = bpf_program__attach(tps[i]);
-		if (!k->tps[i])
+	rc = tls_send_attach(k);
+	if (rc)
+		return rc;
+	tps[0] = k->tls->progs.ly_exec;
+	tps[1] = k->tls->progs.ly_fork;
+	for (int i = 0; i < NTPS - 1; i++) {
+		k->tps[i + 1] = bpf_program__attach(tps[i]);
+		if (!k->tps[i + 1])
 			return -errno;
 	}
 	return 0;
@@ -1741,8 +1786,10 @@ static int workloads_sync(struct kernel *k)
 			continue;
 		if (bpf_map_lookup_elem(fd, &id, &have) == 0 && !memcmp(&have, &want, sizeof(have)))
 			continue;
-		if (bpf_map_update_elem(fd, &id, &want, BPF_ANY) < 0)
-			return -errno;
+		if (bpf_map_update_elem(fd, &id, &want, BPF_ANY) < 0) {
+			err = -errno;
+			goto cleanup;
+		}
 		changed++;
 	}
 	for (more = bpf_map_get_next_key(fd, NULL, &next) == 0; more;
@@ -1766,6 +1813,14 @@ static int workloads_sync(struct kernel *k)
 			changed++;
 cleanup:
 	free(stale);
+	/* a bump that failed is retried with the next sync: a cached answer must not outlive it */
+	if (changed || k->gen_stale) {
+		int rc = config_bump_gen(k);
+
+		k->gen_stale = rc < 0;
+		if (!err)
+			err = rc;
+	}
 	return err < 0 ? err : changed;
 }
 
@@ -1806,8 +1861,8 @@ int kernel_rescan(struct kernel *k)
 	/* a missing path's nearest ancestor may have moved down a level */
 	if (missing || changed)
 		watches_refresh(k);
-	/* runs every second: touch the map only when an id changed */
-	if (!changed)
+	/* runs every second: touch the map only when an id changed (or a bump is owed) */
+	if (!changed && !k->gen_stale)
 		return 0;
 	rc = workloads_sync(k);
 	if (rc < 0)

@@ -99,7 +99,8 @@ struct ly_config {
 	__u16 pad;
 	__u8 listen6[16];	/* ::1 */
 	__u32 daemon_tgid;	/* lanyardd's pid: its own TLS writes are never observed */
-	__u32 pad2;
+	__u32 wl_gen;		/* bumped after each change of `workloads` (and each write of
+				 * config): answers cached per cgroup are stale */
 };
 _Static_assert(sizeof(struct ly_config) == 48, "ly_config ABI");
 

@@ -7,6 +7,7 @@
  * silent for unenrolled cgroups and for lanyardd's own TLS writes.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,31 +109,40 @@ static void expect_no_secrets(const struct world *w)
 			     "a secret the client sent is in lanyardd's output");
 }
 
-Test(uprobe, curl_openssl_in_an_observed_cgroup_is_tagged_with_sni_method_path_and_pid)
+/* curl's request from the observed cgroup: a flow.tls with its SNI, method, path, pid. */
+static void curl_is_tagged(struct world *w)
 {
-	struct world w;
 	json_t *ev;
 	pid_t pid;
 
-	world_start(&w);
-	pid = h_spawnl("curl", w.obs, LY_CURL, "--cacert", tlsfix_ca_cert_path(w.ca), "-H",
-		       "X-Api-Key: " SECRET_KEY, url(&w, "/v1/items?key=" SECRET_QUERY), NULL);
+	pid = h_spawnl("curl", w->obs, LY_CURL, "--cacert", tlsfix_ca_cert_path(w->ca), "-H",
+		       "X-Api-Key: " SECRET_KEY, url(w, "/v1/items?key=" SECRET_QUERY), NULL);
 	cr_assert_gt(pid, 0);
 	cr_assert_eq(h_wait_exit(pid, 15000), 0, "curl failed");
-	ev = wait_tls(&w, "/v1/items", 5000);
+	ev = wait_tls(w, "/v1/items", 5000);
 	cr_assert(ev, "no flow.tls for curl's request");
 	cr_expect_str_eq(str_of(ev, "sni"), "localhost");
 	cr_expect_str_eq(str_of(ev, "method"), "GET");
 	cr_expect_str_eq(str_of(ev, "lib"), "openssl");
 	cr_expect_str_eq(str_of(ev, "workload"), "obs");
 	cr_expect_str_eq(str_of(ev, "exe"), "/usr/bin/curl");
-	cr_expect_str_eq(str_of(ev, "dst"), h_strf("localhost:%d", w.up_port));
+	cr_expect_str_eq(str_of(ev, "dst"), h_strf("localhost:%d", w->up_port));
 	cr_expect_eq(json_integer_value(json_object_get(ev, "pid")), pid);
 	cr_expect_eq((uint64_t)json_integer_value(json_object_get(ev, "cgroup")),
-		     h_cgroup_id(w.obs));
+		     h_cgroup_id(w->obs));
 	cr_expect_eq(json_integer_value(json_object_get(ev, "flow")), 0, "observed: not a flow");
+	/* curl gives OpenSSL a BIO of its own, no fd: only the send hook names the socket */
+	cr_expect_eq(ly_kernel_stat(&w->d, "tls_nofd"), 0, "a write whose socket was not seen");
 	json_decref(ev);
-	expect_no_secrets(&w);
+	expect_no_secrets(w);
+}
+
+Test(uprobe, curl_openssl_in_an_observed_cgroup_is_tagged_with_sni_method_path_and_pid)
+{
+	struct world w;
+
+	world_start(&w);
+	curl_is_tagged(&w);
 	tlsfix_ca_free(w.ca);
 }
 
@@ -254,55 +264,64 @@ Test(uprobe, a_passthrough_flow_is_joined_to_its_sni_and_request)
 	tlsfix_ca_free(w.ca);
 }
 
-Test(uprobe, lanyardds_own_tls_writes_produce_nothing)
+/* lanyardd's own TLS writes (an originated request, with its credential) are not seen. */
+static void own_writes_unseen(struct world *w)
 {
-	struct world w;
 	json_t *req, *all, *ev;
 	char *out = NULL;
 	size_t k;
 
-	world_start(&w);
 	/* plain HTTP from the enforced app; lanyardd itself writes TLS (with a credential) */
-	cr_assert_eq(ly_curl(w.app, &out, h_strf("http://localhost:%d/orig", w.orig_port), NULL),
+	cr_assert_eq(ly_curl(w->app, &out, h_strf("http://localhost:%d/orig", w->orig_port), NULL),
 		     0, "curl: %s", out);
 	free(out);
-	req = h_jsonl_wait(w.up_log, "target", "/orig", 5000);
+	req = h_jsonl_wait(w->up_log, "target", "/orig", 5000);
 	cr_assert(req, "the upstream never received /orig");
 	cr_expect(ly_req_token(req, "authorization", "Bearer "), "no credential was injected");
 	json_decref(req);
 	/* a request the probes see, so that the check below is not vacuous */
-	cr_assert_eq(ly_curl(w.obs, &out, "--cacert", tlsfix_ca_cert_path(w.ca),
-			     url(&w, "/after"), NULL), 0, "curl: %s", out);
+	cr_assert_eq(ly_curl(w->obs, &out, "--cacert", tlsfix_ca_cert_path(w->ca),
+			     url(w, "/after"), NULL), 0, "curl: %s", out);
 	free(out);
-	ev = wait_tls(&w, "/after", 5000);
+	ev = wait_tls(w, "/after", 5000);
 	cr_assert(ev, "no flow.tls for the observed request");
 	json_decref(ev);
-	all = ly_jsonl_all(w.d.audit, "event", "flow.tls");
+	all = ly_jsonl_all(w->d.audit, "event", "flow.tls");
 	json_array_foreach(all, k, ev) {
-		cr_expect_neq(json_integer_value(json_object_get(ev, "pid")), w.d.pid,
+		cr_expect_neq(json_integer_value(json_object_get(ev, "pid")), w->d.pid,
 			      "lanyardd's own write was observed");
 		cr_expect(!str_of(ev, "path") || strcmp(str_of(ev, "path"), "/orig"),
 			  "the originated request was observed");
 	}
 	json_decref(all);
+}
+
+Test(uprobe, lanyardds_own_tls_writes_produce_nothing)
+{
+	struct world w;
+
+	world_start(&w);
+	own_writes_unseen(&w);
 	tlsfix_ca_free(w.ca);
 }
 
-Test(uprobe, plain_http_of_an_observed_workload_is_captured_without_a_library)
+/*
+ * Plain HTTP from the observed cgroup is captured with no library; the enforced
+ * workload's is not (it goes through lanyardd).
+ */
+static void plain_is_captured(struct world *w)
 {
-	struct world w;
 	int plain_port;
 	json_t *ev;
 	char *out = NULL;
 
-	world_start(&w);
 	plain_port = h_free_port();
 	cr_assert_gt(h_upstream("plain", plain_port, NULL), 0);
-	cr_assert_eq(ly_curl(w.obs, &out, "-H", "X-Api-Key: " SECRET_KEY,
+	cr_assert_eq(ly_curl(w->obs, &out, "-H", "X-Api-Key: " SECRET_KEY,
 			     h_strf("http://127.0.0.1:%d/plain/path?k=%s", plain_port, SECRET_QUERY),
 			     NULL), 0, "curl: %s", out);
 	free(out);
-	ev = wait_tls(&w, "/plain/path", 5000);
+	ev = wait_tls(w, "/plain/path", 5000);
 	cr_assert(ev, "no flow.tls for the plain request");
 	cr_expect_str_eq(str_of(ev, "lib"), "plain");
 	cr_expect_str_eq(str_of(ev, "method"), "GET");
@@ -310,16 +329,112 @@ Test(uprobe, plain_http_of_an_observed_workload_is_captured_without_a_library)
 	cr_expect_str_eq(str_of(ev, "dst"), h_strf("127.0.0.1:%d", plain_port));
 	json_decref(ev);
 	/* the enforced workload's plain HTTP is lanyardd's to see, not the write hook's */
-	cr_assert_eq(ly_curl(w.app, &out, h_strf("http://127.0.0.1:%d/app/plain", plain_port),
+	cr_assert_eq(ly_curl(w->app, &out, h_strf("http://127.0.0.1:%d/app/plain", plain_port),
 			     NULL), 0, "curl: %s", out);
 	free(out);
 	ev = h_jsonl_wait(h_path("plain.jsonl"), "target", "/app/plain", 5000);
 	cr_assert(ev, "the upstream never received /app/plain");
 	json_decref(ev);
-	cr_expect_null(wait_tls(&w, "/app/plain", 500), "an enforced workload's plain write");
-	expect_no_secrets(&w);
+	cr_expect_null(wait_tls(w, "/app/plain", 500), "an enforced workload's plain write");
+	expect_no_secrets(w);
+}
+
+Test(uprobe, plain_http_of_an_observed_workload_is_captured_without_a_library)
+{
+	struct world w;
+
+	world_start(&w);
+	plain_is_captured(&w);
 	tlsfix_ca_free(w.ca);
 }
+
+/*
+ * The raw tracepoints lanyardd (pid) holds links to, each name followed by a space;
+ * asserts.  The links' ids are in its fds' fdinfo.
+ */
+static char *tracepoints_held(pid_t pid)
+{
+	DIR *d = opendir(h_strf("/proc/%d/fdinfo", pid));
+	struct dirent *de;
+	char *names = h_strf("%s", "");
+
+	cr_assert(d, "lanyardd is gone");
+	while ((de = readdir(d))) {
+		char *info = de->d_name[0] == '.' ? NULL :
+			     h_read_file(h_strf("/proc/%d/fdinfo/%s", pid, de->d_name), NULL);
+		const char *at = info ? strstr(info, "link_id:") : NULL;
+		struct bpf_link_info li = { 0 };
+		__u32 len = sizeof(li);
+		char tp[64] = "";
+		int fd;
+
+		fd = at ? bpf_link_get_fd_by_id((__u32)strtoul(at + 8, NULL, 10)) : -1;
+		free(info);
+		if (fd < 0)
+			continue;
+		li.raw_tracepoint.tp_name = (__u64)(uintptr_t)tp;
+		li.raw_tracepoint.tp_name_len = sizeof(tp);
+		if (bpf_obj_get_info_by_fd(fd, &li, &len) == 0 &&
+		    li.type == BPF_LINK_TYPE_RAW_TRACEPOINT)
+			names = h_strf("%s%s ", names, tp);
+		close(fd);
+	}
+	closedir(d);
+	return names;
+}
+
+/* Has the running kernel the sock_send_length tracepoint (Linux 6.3)?  Its BTF says. */
+static bool kernel_has_send_tracepoint(void)
+{
+	size_t len = 0;
+	char *btf = h_read_file("/sys/kernel/btf/vmlinux", &len);
+	const char *name = "btf_trace_sock_send_length";
+	bool has;
+
+	cr_assert(btf, "no kernel BTF");
+	has = memmem(btf, len, name, strlen(name) + 1) != NULL;
+	free(btf);
+	return has;
+}
+
+/* Linux 6.3+: sends are seen at sock_send_length; no hook on every syscall of the host. */
+Test(uprobe, sends_are_seen_at_the_send_tracepoint_not_at_every_syscall)
+{
+	bool has = kernel_has_send_tracepoint();
+	const char *want = has ? "sock_send_length " : "sys_enter ";
+	const char *other = has ? "sys_enter " : "sock_send_length ";
+	struct world w;
+	char *tps;
+
+	world_start(&w);
+	tps = tracepoints_held(w.d.pid);
+	cr_expect(strstr(tps, want), "no %slink: %s", want, tps);
+	cr_expect(strstr(tps, "sched_process_exec "), "no sched_process_exec link: %s", tps);
+	cr_expect_null(strstr(tps, other), "a %slink: %s", other, tps);
+	tlsfix_ca_free(w.ca);
+}
+
+/* Before 6.3 (forced here): sys_enter finds the socket from the fd, with the same result. */
+Test(uprobe, without_the_send_tracepoint_sys_enter_sees_tls_and_plain_writes)
+{
+	struct world w;
+	char *tps, *log;
+
+	cr_assert_eq(setenv("LANYARD_SEND_TRACEPOINT", "0", 1), 0);
+	world_start(&w);
+	tps = tracepoints_held(w.d.pid);
+	cr_expect(strstr(tps, "sys_enter "), "no sys_enter link: %s", tps);
+	cr_expect_null(strstr(tps, "sock_send_length "), "a sock_send_length link: %s", tps);
+	log = h_read_file(h_err_path(w.d.name), NULL);
+	cr_expect(log && strstr(log, "sends are seen at sys_enter"), "no fallback logged");
+	free(log);
+	curl_is_tagged(&w);
+	plain_is_captured(&w);
+	own_writes_unseen(&w);
+	tlsfix_ca_free(w.ca);
+}
+
+
 
 /* --- what the kernel captures: the head, never the body ---------------------------------- */
 

@@ -767,6 +767,7 @@ uprobe_baseline() {
 		uprobe_run none-body "$CG_PLAIN" "$UPROBE_WRITES" body
 		uprobe_run none-head "$CG_PLAIN" "$UPROBE_HEADS" head
 		uprobe_run trap-body "$CG_PLAIN" "$UPROBE_WRITES" body trap
+		uprobe_run none-sys "$CG_PLAIN" "$UPROBE_WRITES" syscall
 	done
 }
 uprobe_lanyardd_up() {
@@ -855,10 +856,21 @@ EOF
 	for _ in $(seq "$UPROBE_ROUNDS"); do
 		uprobe_run unobs-proc "$CG_PLAIN" "$UPROBE_WRITES" body
 		uprobe_run obs-proc "$CG_OBS" "$UPROBE_WRITES" body probed
+		uprobe_run sys-proc "$CG_PLAIN" "$UPROBE_WRITES" syscall
 	done
 	COVER_PROC=$(uprobe_cover proc)
 	stop "$COVER_PID"
 	COVER_PID=''
+	stop "$LD_PID"
+	LD_PID=''
+	# the same once more with the send hook of kernels before 6.3: sys_enter
+	LANYARD_SEND_TRACEPOINT=0 uprobe_lanyardd_start
+	grep -q 'sends are seen at sys_enter' "$T/lanyardd-uprobe.log" ||
+		die "LANYARD_SEND_TRACEPOINT=0: lanyardd did not use sys_enter"
+	for _ in $(seq "$UPROBE_ROUNDS"); do
+		uprobe_run unobs-sysenter "$CG_PLAIN" "$UPROBE_WRITES" body
+		uprobe_run sys-sysenter "$CG_PLAIN" "$UPROBE_WRITES" syscall
+	done
 	stop "$LD_PID"
 	LD_PID=''
 	# no probes, part 2: after it detached (--ephemeral)
@@ -877,7 +889,7 @@ def runs(name):
     return field(name, "ns_per_write")
 med = {n: statistics.median(runs(n)) for n in
        ("none-body", "none-head", "trap-body", "unobs-body", "obs-body", "obs-head",
-        "unobs-proc", "obs-proc")}
+        "unobs-proc", "obs-proc", "unobs-sysenter", "none-sys", "sys-proc", "sys-sysenter")}
 # every write of the head runs is a head, the untimed warm-up ones included
 heads = int(sum(field("obs-head", "writes")) + sum(field("obs-head", "warmup")))
 rows = [("no uprobes (before and after)", "none-body", None),
@@ -887,7 +899,11 @@ rows = [("no uprobes (before and after)", "none-body", None),
         ("no uprobes, request heads", "none-head", None),
         ("tls_probes: host, observed, heads", "obs-head", "none-head"),
         ("tls_probes: process, unobserved", "unobs-proc", "none-body"),
-        ("tls_probes: process, observed", "obs-proc", "none-body")]
+        ("tls_probes: process, observed", "obs-proc", "none-body"),
+        ("  the same, sends seen at sys_enter", "unobs-sysenter", "none-body"),
+        ("getppid(), no lanyardd", "none-sys", None),
+        ("getppid(), tls_probes: process", "sys-proc", "none-sys"),
+        ("  the same, sends seen at sys_enter", "sys-sysenter", "none-sys")]
 print("  %-36s %8s %19s %8s" % ("", "ns/call", "range", "added"))
 for label, n, base in rows:
     v = runs(n)
@@ -908,6 +924,11 @@ unobs_proc = med["unobs-proc"] - med["none-body"]
 print("  unobserved with tls_probes: process (auto on Linux 6.10+): %+.2f us per call: %s" % (
       unobs_proc / 1000,
       "no measurable change" if abs(unobs_proc) <= noise else "MEASURABLE"))
+noise_sys = (max(runs("none-sys")) - min(runs("none-sys"))) / 2
+for label, n in (("sock_send_length", "sys-proc"), ("sys_enter (before Linux 6.3)", "sys-sysenter")):
+    add = med[n] - med["none-sys"]
+    print("  any other syscall of an unobserved process, sends seen at %s: %+.2f us: %s" % (
+          label, add / 1000, "no measurable change" if abs(add) <= noise_sys else "MEASURABLE"))
 print("  the kernel's uprobe trap alone: %+.2f us per call; lanyard's programs add %+.2f us"
       " to it (observed)" % ((med["trap-body"] - med["none-body"]) / 1000,
                              (med["obs-body"] - med["trap-body"]) / 1000))

@@ -6,13 +6,15 @@
  * the same process; a tight loop of small SSL_write calls, timed in batches.  Run it with and
  * without lanyard's uprobes, from an observed and an unobserved cgroup, to get their cost.
  *
- *   ly-bench-uprobe WRITES [SIZE] [body|head] [trap]
+ *   ly-bench-uprobe WRITES [SIZE] [body|head|syscall] [trap]
  *
  * head: every write is an HTTP/1.1 request head of SIZE bytes (what the probes capture and
- * hand to lanyardd); body: SIZE bytes of body (inspected, not captured).  trap: the helper
+ * hand to lanyardd); body: SIZE bytes of body (inspected, not captured); syscall: the loop
+ * makes getppid() calls instead of writes, for what a hook costs the other syscalls of the
+ * host (the connection is still made).  trap: the helper
  * puts a counting uprobe perf event (no bpf program) on its own SSL_write, for the cost of
  * the kernel's uprobe mechanism alone, whoever attaches it.
- * Prints: writes=N warmup=W size=S mode=body|head ns_per_write=X median_batch_ns=Y [trap_hits=H]
+ * Prints: writes=N warmup=W size=S mode=body|head|syscall ns_per_write=X median_batch_ns=Y [trap_hits=H]
  */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -189,6 +191,15 @@ static void wait_probed(void)
 		die("SSL_write was not probed for this process within 5 s");
 }
 
+/* One call of the timed loop: an SSL_write of buf, or (buf NULL) a getppid(). */
+static void one_call(SSL *s, const char *buf, size_t size)
+{
+	if (!buf)
+		syscall(SYS_getppid);
+	else if (SSL_write(s, buf, (int)size) != (int)size)
+		die("SSL_write failed");
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -200,7 +211,8 @@ int main(int argc, char **argv)
 {
 	long writes = argc > 1 ? atol(argv[1]) : 0, i, nb;
 	size_t size = argc > 2 ? (size_t)atol(argv[2]) : 64;
-	int head = argc > 3 && !strcmp(argv[3], "head"), lfd, fd, trap = -1;
+	const char *mode = argc > 3 ? argv[3] : "body";
+	int head = !strcmp(mode, "head"), sys = !strcmp(mode, "syscall"), lfd, fd, trap = -1;
 	unsigned long long hits = 0;
 	struct sockaddr_in addr;
 	char buf[MAX_SIZE];
@@ -210,7 +222,7 @@ int main(int argc, char **argv)
 	SSL *s;
 
 	if (writes < BATCH || size < 64 || size > MAX_SIZE) {
-		fprintf(stderr, "usage: ly-bench-uprobe WRITES(>=%d) [SIZE 64..%d] [body|head] "
+		fprintf(stderr, "usage: ly-bench-uprobe WRITES(>=%d) [SIZE 64..%d] [body|head|syscall] "
 			"[trap|probed]\n",
 			BATCH, MAX_SIZE);
 		return 2;
@@ -234,15 +246,13 @@ int main(int argc, char **argv)
 	if (argc > 4 && !strcmp(argv[4], "probed"))
 		wait_probed();
 	for (i = 0; i < WARMUP; i++)
-		if (SSL_write(s, buf, (int)size) != (int)size)
-			die("SSL_write failed");
+		one_call(s, sys ? NULL : buf, size);
 	t0 = now_ns();
 	for (i = 0; i < nb; i++) {
 		double b0 = now_ns();
 
 		for (int j = 0; j < BATCH; j++)
-			if (SSL_write(s, buf, (int)size) != (int)size)
-				die("SSL_write failed");
+			one_call(s, sys ? NULL : buf, size);
 		batch[i] = (now_ns() - b0) / BATCH;
 	}
 	total = now_ns() - t0;
@@ -254,7 +264,8 @@ int main(int argc, char **argv)
 	pthread_join(th, NULL);
 	qsort(batch, (size_t)nb, sizeof(*batch), cmp_double);
 	printf("writes=%ld warmup=%d size=%zu mode=%s ns_per_write=%.0f median_batch_ns=%.0f",
-	       nb * BATCH, WARMUP, size, head ? "head" : "body", total / (double)(nb * BATCH),
+	       nb * BATCH, WARMUP, size, sys ? "syscall" : head ? "head" : "body",
+	       total / (double)(nb * BATCH),
 	       batch[nb / 2]);
 	if (trap >= 0)
 		printf(" trap_hits=%llu", hits);

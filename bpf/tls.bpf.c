@@ -860,6 +860,7 @@ int ly_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct tls_inflight *in;
 	struct ly_workload w;
 	struct send_args a;
+	struct sock *sk;
 
 	if (!nr_is_send(id))
 		return 0;
@@ -868,10 +869,11 @@ int ly_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	if (send_args_of(regs, id, &a) < 0)
 		return 0;
+	sk = sock_of_fd(a.fd);
 	if (in)
-		tls_join(in, sock_of_fd(a.fd), a.fd);
+		tls_join(in, sk, a.fd);
 	else
-		plain_emit(&w, sock_of_fd(a.fd), &a);
+		plain_emit(&w, sk, &a);
 	return 0;
 }
 
@@ -912,19 +914,16 @@ int ly_exec(void *ctx)
 /*
  * sched_process_fork(parent, child), run by the parent.  Per-process probes name the
  * process they were made for: a forked child's copy of the parent's breakpoints runs
- * no program, so lanyardd must probe the child too.  Threads share their process's
- * probes and are not reported.
+ * no program, so lanyardd must probe the child too (and attaches this only then).
+ * Threads share their process's probes and are not reported.
  */
 SEC("raw_tracepoint/sched_process_fork")
 int ly_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
-	const struct ly_config *cfg = config_get();
 	struct ly_workload w;
 	__u32 pid, tgid;
 
-	if (!cfg || !(cfg->flags & LY_CFG_TLS_PROC))
-		return 0;
 	pid = BPF_CORE_READ(child, pid);
 	tgid = BPF_CORE_READ(child, tgid);
 	if (pid != tgid || !task_watched(&w))

@@ -366,7 +366,7 @@ static int config_write(struct kernel *k, const struct kernel_opts *o)
 	if (bpf_map_lookup_elem(fd, &zero, &old) == 0)
 		cfg.wl_gen = old.wl_gen + 1;
 
-	cfg.flags = LY_CFG_ENABLED | (k->tls_per_process ? LY_CFG_TLS_PROC : 0);
+	cfg.flags = LY_CFG_ENABLED;
 	cfg.mark = o->mark;
 	cfg.daemon_cgid = o->daemon_cgid;
 	cfg.daemon_tgid = (__u32)getpid();
@@ -597,10 +597,13 @@ static int tls_send_attach(struct kernel *k)
 	return k->tps[0] ? 0 : -errno;
 }
 
-static int tls_open(struct kernel *k)
+/*
+ * Load tls.bpf.o and attach its tracepoints.  Decides tls_probes: auto (per process where
+ * uprobe.multi links work); forks are only reported to per-process probes.
+ */
+static int tls_open(struct kernel *k, enum policy_tls_probes probes)
 {
 	const char *multi = getenv("LANYARD_UPROBE_MULTI");	/* "0": never (compare, work around) */
-	struct bpf_program *tps[NTPS - 1];
 	int rc;
 
 	rc = multi && !strcmp(multi, "0") ? -ENOTSUP : tls_load(k, 1);
@@ -615,14 +618,20 @@ static int tls_open(struct kernel *k)
 		if (rc)
 			return rc;
 	}
+	if (probes == POLICY_TLS_PROBES_AUTO)
+		k->tls_per_process = k->tls_multi;
+	else if (k->tls_per_process && !k->tls_multi)
+		log_warnx("tls_probes: process without uprobe.multi links (Linux 6.6): a process's "
+			  "probes come long after it starts and a short-lived one is missed");
 	rc = tls_send_attach(k);
 	if (rc)
 		return rc;
-	tps[0] = k->tls->progs.ly_exec;
-	tps[1] = k->tls->progs.ly_fork;
-	for (int i = 0; i < NTPS - 1; i++) {
-		k->tps[i + 1] = bpf_program__attach(tps[i]);
-		if (!k->tps[i + 1])
+	k->tps[1] = bpf_program__attach(k->tls->progs.ly_exec);
+	if (!k->tps[1])
+		return -errno;
+	if (k->tls_per_process) {
+		k->tps[2] = bpf_program__attach(k->tls->progs.ly_fork);
+		if (!k->tps[2])
 			return -errno;
 	}
 	return 0;
@@ -939,18 +948,11 @@ static int tls_attach_fd(struct kernel *k, int fd, int pidfd, pid_t pid, const c
 	struct stat st;
 	int n;
 
-	if (!k->tls) {
-		snprintf(err, errlen, "TLS observation is not available");
-		n = -ENOTSUP;
-		goto fail;
-	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", name);
 		n = -EINVAL;
 		goto fail;
 	}
-	if (pidfd < 0)
-		pid = -1;
 	tls_reap(k);	/* a pid probed before may be a new process by now */
 	if (tls_file_find(k, st.st_dev, st.st_ino, pid)) {
 		n = 0;
@@ -1433,7 +1435,7 @@ int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t p
 
 int kernel_tls_per_process(const struct kernel *k)
 {
-	return k->tls_per_process;
+	return k->tls && k->tls_per_process;
 }
 
 size_t kernel_tls_poll(struct kernel *k, pid_t *failed, size_t max)
@@ -1503,21 +1505,11 @@ struct kernel *kernel_open(const struct kernel_opts *o, char *err, size_t errlen
 		snprintf(err, errlen, "attaching at %s: %s", k->cgroot, strerror(-rc));
 		goto fail;
 	}
-	rc = tls_open(k);
+	rc = tls_open(k, o->tls_probes);
 	if (rc < 0) {
 		log_warnx("TLS observation unavailable: loading tls.bpf.o: %s (lanyardd -v shows "
 			  "the libbpf log)", strerror(-rc));
 		tls_close(k);
-	} else if (o->tls_probes == POLICY_TLS_PROBES_AUTO && k->tls_multi) {
-		k->tls_per_process = 1;
-		rc = config_write(k, o);	/* the kernel reports forks from now on */
-		if (rc < 0) {
-			snprintf(err, errlen, "writing the config map: %s", strerror(-rc));
-			goto fail;
-		}
-	} else if (k->tls_per_process && !k->tls_multi) {
-		log_warnx("tls_probes: process without uprobe.multi links (Linux 6.6): a process's "
-			  "probes come long after it starts and a short-lived one is missed");
 	}
 	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_sample, k, NULL);
 	if (!k->rb)

@@ -254,8 +254,7 @@ static void pid_seen(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 static void pid_new(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 {
 	*pid_get(t, pid) = (struct pid_ent){ .pid = pid };
-	probe_process(t, pid);
-	pid_scan(t, pid, wl_id);
+	pid_seen(t, pid, wl_id);
 }
 
 /* tls_probes: process: every process in the cgroups of the workloads, probed. */

@@ -88,8 +88,7 @@ _Static_assert(sizeof(struct ly_peer_key) == 24, "ly_peer_key ABI");
 /* config: ARRAY[1], written by lanyardd before attaching */
 #define LY_CFG_ENABLED		(1U << 0)
 #define LY_CFG_OBSERVE		(1U << 1)	/* some workload is observed: inspect plain HTTP */
-#define LY_CFG_TLS_PROC		(1U << 2)	/* TLS uprobes are per process (tls_probes:
-						 * process): report the forks that need them */
+/* (1U << 2) was LY_CFG_TLS_PROC: ly_fork is now attached only with per-process probes */
 struct ly_config {
 	__u32 flags;		/* LY_CFG_* */
 	__u32 mark;		/* SO_MARK of lanyardd's own sockets: never redirected */
@@ -111,7 +110,7 @@ enum ly_event_type {
 	LY_EV_DATA = 3,		/* a TLS library write or a plain-HTTP write; struct ly_event_data */
 	LY_EV_EXEC = 4,		/* exec in an enrolled/observed cgroup; struct ly_event_exec */
 	LY_EV_FORK = 5,		/* a process of an enrolled/observed cgroup forked a new one
-				 * (LY_CFG_TLS_PROC only); struct ly_event_exec, pid = the child */
+				 * (per-process probes only); struct ly_event_exec, pid = the child */
 };
 
 struct ly_event_hdr {
@@ -230,7 +229,7 @@ enum ly_stat {
 	LY_STAT_TLS_STALE,	/* in-flight library write of another process/cgroup or > 1 s old */
 	LY_STAT_DATA_READ_FAIL,	/* the app's buffer could not be read (bpf_probe_read_user) */
 	LY_STAT_FORK,		/* new process forked in an enrolled/observed cgroup
-				 * (LY_CFG_TLS_PROC only) */
+				 * (per-process probes only) */
 	LY_STAT_MAX,
 };
 

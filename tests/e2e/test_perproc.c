@@ -24,8 +24,6 @@ TestSuite(perproc, H_FIXTURES, .timeout = 90);
 
 #define INT3 0xcc
 
-static const char *const local_names[] = { "localhost", NULL };
-
 /* A TLS upstream; workload "obs" (mode observe) on cgroup obs; cgroup "other" not enrolled. */
 struct world {
 	struct ly_daemon d;
@@ -41,11 +39,8 @@ static void world_init(struct world *w)
 
 	memset(w, 0, sizeof(*w));
 	h_require_root_bpf();
-	w->ca = tlsfix_ca_new("perproc test root");
-	cr_assert(w->ca);
-	cr_assert_eq(tlsfix_server_cert(w->ca, local_names, &cert, &key), 0);
-	w->up_port = h_free_port();
-	cr_assert_gt(h_tls_upstream("up", w->up_port, cert, key, NULL), 0);
+	w->ca = ly_ca_and_server("perproc test root", &cert, &key);
+	w->up_port = ly_tls_upstream("up", cert, key, NULL);
 	w->up_log = h_path("up.jsonl");
 	w->obs = h_cgroup_create("obs");
 	w->other = h_cgroup_create("other");

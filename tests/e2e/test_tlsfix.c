@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "lib/harness.h"
+#include "lib/lanyard.h"
 #include "lib/tlsfix.h"
 
 TestSuite(tlsfix, H_FIXTURES, .timeout = 60);
@@ -29,36 +30,17 @@ TestSuite(upstream_tls, H_FIXTURES, .timeout = 60);
 #define CURL "curl", "-sS", "--noproxy", "*", "--max-time", "10"
 #define PYTHON "/usr/bin/python3"
 
-static const char *const local_names[] = { "localhost", "127.0.0.1", "::1", NULL };
 
 /* --- helpers ------------------------------------------------------------------------------ */
 
-/* A test CA and a server certificate for localhost, 127.0.0.1 and ::1. */
 static struct tlsfix_ca *ca_and_server(char **cert, char **key)
 {
-	struct tlsfix_ca *ca = tlsfix_ca_new("lanyard test root");
-
-	cr_assert(ca, "tlsfix_ca_new");
-	cr_assert_eq(tlsfix_server_cert(ca, local_names, cert, key), 0);
-	return ca;
-}
-
-/* ly-upstream "@name" in TLS mode (a name used twice would make the "listening" wait pass). */
-static int start_tls_named(const char *name, const char *cert, const char *key,
-			   const char *client_ca)
-{
-	int port = h_free_port();
-	pid_t pid;
-
-	cr_assert_gt(port, 0);
-	pid = h_tls_upstream(name, port, cert, key, client_ca);
-	cr_assert_gt(pid, 0, "ly-upstream did not start: %s", strerror((int)-pid));
-	return port;
+	return ly_ca_and_server("lanyard test root", cert, key);
 }
 
 static int start_tls(const char *cert, const char *key, const char *client_ca)
 {
-	return start_tls_named("up", cert, key, client_ca);
+	return ly_tls_upstream("up", cert, key, client_ca);
 }
 
 /* Start ly-upstream with @cert and run openssl s_client -verify_return_error against it. */
@@ -66,7 +48,7 @@ static int s_client_verify(const char *ca_cert, const char *cert, const char *ke
 			   const char *host, char **out)
 {
 	static int n;
-	int port = start_tls_named(h_strf("up-%d", ++n), cert, key, NULL);
+	int port = ly_tls_upstream(h_strf("up-%d", ++n), cert, key, NULL);
 
 	return h_runl(NULL, 10000, out, "openssl", "s_client", "-brief", "-verify_return_error",
 		      "-CAfile", ca_cert, "-servername", host, "-verify_hostname", host,
@@ -181,8 +163,8 @@ Test(tlsfix, openssl_verify_accepts_the_good_leaf_and_rejects_the_broken_ones)
 	char *good, *expired, *self, *wrong, *out;
 
 	ca = ca_and_server(&good, NULL);
-	cr_assert_eq(tlsfix_expired_cert(ca, local_names, &expired, NULL), 0);
-	cr_assert_eq(tlsfix_self_signed(local_names, &self, NULL), 0);
+	cr_assert_eq(tlsfix_expired_cert(ca, ly_local_names, &expired, NULL), 0);
+	cr_assert_eq(tlsfix_self_signed(ly_local_names, &self, NULL), 0);
 	cr_assert_eq(tlsfix_wrong_name_cert(ca, &wrong, NULL), 0);
 #define VERIFY(cert) "openssl", "verify", "-CAfile", tlsfix_ca_cert_path(ca), "-purpose", \
 		"sslserver", "-verify_hostname", "localhost", cert, NULL
@@ -233,7 +215,7 @@ Test(tlsfix, leaf_of_an_intermediate_carries_the_chain)
 	cr_assert(root);
 	mid = tlsfix_ca_intermediate(root, "intermediate");
 	cr_assert(mid);
-	cr_assert_eq(tlsfix_server_cert(mid, local_names, &cert, NULL), 0);
+	cr_assert_eq(tlsfix_server_cert(mid, ly_local_names, &cert, NULL), 0);
 	/* leaf then intermediate: a server sends the file as is (RFC 8446 4.4.2) */
 	cr_assert_eq(h_runl(NULL, 10000, &out, "sh", "-c",
 			    h_strf("openssl crl2pkcs7 -nocrl -certfile %s | openssl pkcs7 "
@@ -302,7 +284,7 @@ Test(tlsfix, s_client_rejects_the_expired_cert)
 	char *cert, *key, *out;
 
 	cr_assert(ca);
-	cr_assert_eq(tlsfix_expired_cert(ca, local_names, &cert, &key), 0);
+	cr_assert_eq(tlsfix_expired_cert(ca, ly_local_names, &cert, &key), 0);
 	cr_expect_neq(s_client_verify(tlsfix_ca_cert_path(ca), cert, key, "localhost", &out), 0);
 	cr_expect(strstr(out, "certificate has expired"), "%s", out);
 	free(out);
@@ -315,7 +297,7 @@ Test(tlsfix, s_client_rejects_the_self_signed_cert)
 	char *cert, *key, *out;
 
 	cr_assert(ca);
-	cr_assert_eq(tlsfix_self_signed(local_names, &cert, &key), 0);
+	cr_assert_eq(tlsfix_self_signed(ly_local_names, &cert, &key), 0);
 	cr_expect_neq(s_client_verify(tlsfix_ca_cert_path(ca), cert, key, "localhost", &out), 0);
 	cr_expect(strstr(out, "self-signed certificate"), "%s", out);
 	free(out);
@@ -640,7 +622,7 @@ Test(upstream_tls, serves_the_chain_of_an_intermediate)
 	cr_assert(root);
 	mid = tlsfix_ca_intermediate(root, "intermediate");
 	cr_assert(mid);
-	cr_assert_eq(tlsfix_server_cert(mid, local_names, &cert, &key), 0);
+	cr_assert_eq(tlsfix_server_cert(mid, ly_local_names, &cert, &key), 0);
 	port = start_tls(cert, key, NULL);
 	cr_expect_eq(h_runl(NULL, 10000, &out, CURL, "--cacert", tlsfix_ca_cert_path(root),
 			    h_strf("https://localhost:%d/chain", port), NULL),
@@ -652,7 +634,7 @@ Test(upstream_tls, serves_the_chain_of_an_intermediate)
 
 Test(upstream_tls, serves_an_rsa_certificate)
 {
-	struct tlsfix_leaf o = { .names = local_names, .rsa = true };
+	struct tlsfix_leaf o = { .names = ly_local_names, .rsa = true };
 	struct tlsfix_ca *ca = tlsfix_ca_new("root");
 	char *cert, *key, *out;
 	int port;
@@ -737,7 +719,7 @@ Test(upstream_tls, refuses_to_start_with_bad_tls_options)
 	const char *up = h_bin("ly-upstream"), *l = h_strf("127.0.0.1:%d", h_free_port());
 
 	ca = ca_and_server(&cert, &key);
-	cr_assert_eq(tlsfix_self_signed(local_names, NULL, &other_key), 0);
+	cr_assert_eq(tlsfix_self_signed(ly_local_names, NULL, &other_key), 0);
 	cr_expect_eq(h_runl(NULL, 5000, &out, up, "--listen", l, "--tls-cert", cert, "--tls-key",
 			    other_key, NULL),
 		     1, "a key that does not match: %s", out);

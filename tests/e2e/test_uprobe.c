@@ -22,8 +22,6 @@
 
 TestSuite(uprobe, H_FIXTURES, .timeout = 90);
 
-static const char *const local_names[] = { "localhost", "127.0.0.1", "::1", NULL };
-
 #define SECRET_KEY "uprobe-test-key-5f1e9c"
 #define SECRET_QUERY "uprobe-test-query-77ab0d"
 
@@ -47,12 +45,9 @@ static void world_start(struct world *w)
 
 	memset(w, 0, sizeof(*w));
 	h_require_root_bpf();
-	w->ca = tlsfix_ca_new("uprobe test root");
-	cr_assert(w->ca);
-	cr_assert_eq(tlsfix_server_cert(w->ca, local_names, &cert, &key), 0);
-	w->up_port = h_free_port();
+	w->ca = ly_ca_and_server("uprobe test root", &cert, &key);
+	w->up_port = ly_tls_upstream("up", cert, key, NULL);
 	w->orig_port = h_free_port();
-	cr_assert_gt(h_tls_upstream("up", w->up_port, cert, key, NULL), 0);
 	w->up_log = h_path("up.jsonl");
 	w->obs = h_cgroup_create("obs");
 	w->app = h_cgroup_create("app");

@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 
 #include "lib/lanyard.h"
+#include "lib/tlsfix.h"
 
 #define MAX_ARGS 48
 
@@ -596,4 +597,28 @@ json_t *ly_jsonl_all(const char *path, const char *key, const char *value)
 	}
 	free(s);
 	return all;
+}
+
+/* --- TLS upstreams ---------------------------------------------------------------------- */
+
+const char *const ly_local_names[] = { "localhost", "127.0.0.1", "::1", NULL };
+
+struct tlsfix_ca *ly_ca_and_server(const char *cn, char **cert, char **key)
+{
+	struct tlsfix_ca *ca = tlsfix_ca_new(cn);
+
+	cr_assert(ca, "tlsfix_ca_new");
+	cr_assert_eq(tlsfix_server_cert(ca, ly_local_names, cert, key), 0);
+	return ca;
+}
+
+int ly_tls_upstream(const char *name, const char *cert, const char *key, const char *client_ca)
+{
+	int port = h_free_port();
+	pid_t pid;
+
+	cr_assert_gt(port, 0);
+	pid = h_tls_upstream(name, port, cert, key, client_ca);
+	cr_assert_gt(pid, 0, "ly-upstream did not start: %s", strerror((int)-pid));
+	return port;
 }

@@ -181,4 +181,18 @@ json_t *ly_jsonl_all(const char *path, const char *key, const char *value);
 int ly_jsonl_wait_count(const char *path, const char *key, const char *value, int n,
 			int timeout_ms);
 
+/* --- TLS upstreams ---------------------------------------------------------------------- */
+
+struct tlsfix_ca;
+
+/* localhost, 127.0.0.1 and ::1: the names of a test upstream's certificate. */
+extern const char *const ly_local_names[];
+/* A test CA called @cn and a server certificate for ly_local_names (paths); asserts. */
+struct tlsfix_ca *ly_ca_and_server(const char *cn, char **cert, char **key);
+/*
+ * ly-upstream "@name" in TLS mode on a free port, which it returns (a name used twice
+ * would make the "listening" wait pass); asserts.
+ */
+int ly_tls_upstream(const char *name, const char *cert, const char *key, const char *client_ca);
+
 #endif /* LANYARD_TESTS_LANYARD_H */

@@ -879,8 +879,12 @@ int ly_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 /* --- exec and fork --------------------------------------------------------------------- */
 
-/* A new program (LY_EV_EXEC) or process (LY_EV_FORK) pid in workload w's cgroups. */
-static __always_inline void proc_event(__u16 type, __u32 pid, const struct ly_workload *w)
+/*
+ * A new program (LY_EV_EXEC), process (LY_EV_FORK) or arrival (LY_EV_MOVE) in workload w's
+ * cgroup cgid: the process of task.
+ */
+static __always_inline void proc_event(__u16 type, struct task_struct *task, __u64 cgid,
+				       const struct ly_workload *w)
 {
 	struct ly_event_exec *ev = bpf_ringbuf_reserve(&data_events, sizeof(*ev), 0);
 
@@ -892,10 +896,10 @@ static __always_inline void proc_event(__u16 type, __u32 pid, const struct ly_wo
 	ev->hdr.len = sizeof(*ev);
 	ev->hdr.flags = 0;
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->cgroup_id = bpf_get_current_cgroup_id();
-	ev->pid = pid;
+	ev->cgroup_id = cgid;
+	ev->pid = BPF_CORE_READ(task, tgid);
 	ev->workload_id = w->workload_id;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -907,7 +911,8 @@ int ly_exec(void *ctx)
 	if (!task_watched(&w))
 		return 0;
 	stat_inc(LY_STAT_EXEC);
-	proc_event(LY_EV_EXEC, bpf_get_current_pid_tgid() >> 32, &w);
+	proc_event(LY_EV_EXEC, (struct task_struct *)bpf_get_current_task(),
+		   bpf_get_current_cgroup_id(), &w);
 	return 0;
 }
 
@@ -922,13 +927,46 @@ int ly_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	struct ly_workload w;
-	__u32 pid, tgid;
 
-	pid = BPF_CORE_READ(child, pid);
-	tgid = BPF_CORE_READ(child, tgid);
-	if (pid != tgid || !task_watched(&w))
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid) || !task_watched(&w))
 		return 0;
 	stat_inc(LY_STAT_FORK);
-	proc_event(LY_EV_FORK, tgid, &w);
+	proc_event(LY_EV_FORK, child, bpf_get_current_cgroup_id(), &w);
+	return 0;
+}
+
+/*
+ * cgroup_attach_task(dst_cgrp, path, task, threadgroup), run by whoever wrote
+ * cgroup.procs, after the move.  With per-process probes, a process moved into an
+ * enrolled or observed cgroup is probed now rather than at lanyardd's next walk of the
+ * cgroups.  The cgroup is the destination's, not the current task's: the deepest
+ * workload among it and its ancestors, as workload_find() finds for a task.  Moves are
+ * rare (a service start, a container): nothing else pays for this.
+ */
+SEC("raw_tracepoint/cgroup_attach_task")
+int ly_cgroup_move(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct cgroup *cg = (struct cgroup *)ctx->args[0];
+	struct task_struct *task = (struct task_struct *)ctx->args[2];
+	const struct ly_config *cfg = config_get();
+	__u64 cgid = BPF_CORE_READ(cg, kn, id);
+	struct ly_workload *w = NULL;
+
+	/* a cgroup v1 hierarchy's (hybrid hosts: another id space); v2's is "0::" */
+	if (BPF_CORE_READ(cg, root, hierarchy_id) != 0)
+		return 0;
+	if (!cfg || !(cfg->flags & LY_CFG_ENABLED) || cgid == cfg->daemon_cgid ||
+	    BPF_CORE_READ(task, tgid) == cfg->daemon_tgid)
+		return 0;
+	for (int level = 0; level < LY_MAX_CGROUP_DEPTH && cg && !w; level++) {
+		__u64 id = BPF_CORE_READ(cg, kn, id);
+
+		w = bpf_map_lookup_elem(&workloads, &id);
+		cg = BPF_CORE_READ(cg, self.parent, cgroup);
+	}
+	if (!w || !(w->flags & (LY_WL_ENFORCE | LY_WL_OBSERVE)))
+		return 0;
+	stat_inc(LY_STAT_MOVE);
+	proc_event(LY_EV_MOVE, task, cgid, w);
 	return 0;
 }

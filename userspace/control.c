@@ -68,6 +68,7 @@ static const char *stat_names[LY_STAT_MAX] = {
 	[LY_STAT_TLS_STALE] = "tls_stale",
 	[LY_STAT_DATA_READ_FAIL] = "data_read_fail",
 	[LY_STAT_FORK] = "fork",
+	[LY_STAT_MOVE] = "move",
 };
 
 static json_t *error_reply(const char *msg)

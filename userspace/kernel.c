@@ -48,7 +48,7 @@
 
 #define BPFFS_ROOT	"/sys/fs/bpf"
 #define NPROGS		3
-#define NTPS		3	/* tls.bpf.c's raw tracepoints */
+#define NTPS		4	/* tls.bpf.c's raw tracepoints */
 #define TLS_MAX_FILES	1024	/* library files probed (system + private copies) */
 #define TLS_MAX_PROC_FILES 8192	/* (file, process) pairs probed with tls_probes: process */
 #define TLS_MAX_PENDING	64	/* per-process attaches queued at the helper */
@@ -599,7 +599,7 @@ static int tls_send_attach(struct kernel *k)
 
 /*
  * Load tls.bpf.o and attach its tracepoints.  Decides tls_probes: auto (per process where
- * uprobe.multi links work); forks are only reported to per-process probes.
+ * uprobe.multi links work); forks and cgroup moves are only reported to per-process probes.
  */
 static int tls_open(struct kernel *k, enum policy_tls_probes probes)
 {
@@ -632,6 +632,9 @@ static int tls_open(struct kernel *k, enum policy_tls_probes probes)
 	if (k->tls_per_process) {
 		k->tps[2] = bpf_program__attach(k->tls->progs.ly_fork);
 		if (!k->tps[2])
+			return -errno;
+		k->tps[3] = bpf_program__attach(k->tls->progs.ly_cgroup_move);
+		if (!k->tps[3])
 			return -errno;
 	}
 	return 0;

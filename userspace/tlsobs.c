@@ -353,7 +353,7 @@ void tlsobs_tick(struct tlsobs *t)
 	const size_t ndelay = sizeof(rescan_delay_ms) / sizeof(rescan_delay_ms[0]);
 
 	retry_failed(t);
-	/* processes moved into a cgroup, cgroups created or enrolled since: found here */
+	/* cgroups created or enrolled since, processes whose move was missed: found here */
 	if (t->per_process && now - t->walked_ms >= WALK_MS)
 		walk_workloads(t);
 
@@ -388,6 +388,15 @@ static void on_exec(struct tlsobs *t, const struct ly_event_exec *ev)
 static void on_fork(struct tlsobs *t, const struct ly_event_exec *ev)
 {
 	pid_new(t, ev->pid, ev->workload_id);
+}
+
+/*
+ * tls_probes: process: a process moved into a workload's cgroup, probed now rather than at
+ * the next walk.  Its probes, if it had some from an earlier stay, are still its own.
+ */
+static void on_move(struct tlsobs *t, const struct ly_event_exec *ev)
+{
+	pid_seen(t, ev->pid, ev->workload_id);
 }
 
 static void on_connect(struct tlsobs *t, const struct ly_flow *f)
@@ -590,6 +599,10 @@ void tlsobs_on_event(struct tlsobs *t, const struct ly_event_hdr *ev, size_t len
 	case LY_EV_FORK:
 		if (len >= sizeof(struct ly_event_exec))
 			on_fork(t, (const struct ly_event_exec *)ev);
+		break;
+	case LY_EV_MOVE:
+		if (len >= sizeof(struct ly_event_exec))
+			on_move(t, (const struct ly_event_exec *)ev);
 		break;
 	case LY_EV_CONNECT:
 		if (len >= sizeof(struct ly_event_flow))

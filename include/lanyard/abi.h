@@ -111,6 +111,9 @@ enum ly_event_type {
 	LY_EV_EXEC = 4,		/* exec in an enrolled/observed cgroup; struct ly_event_exec */
 	LY_EV_FORK = 5,		/* a process of an enrolled/observed cgroup forked a new one
 				 * (per-process probes only); struct ly_event_exec, pid = the child */
+	LY_EV_MOVE = 6,		/* a process was moved into an enrolled/observed cgroup
+				 * (per-process probes only); struct ly_event_exec, cgroup_id =
+				 * the destination */
 };
 
 struct ly_event_hdr {
@@ -229,6 +232,8 @@ enum ly_stat {
 	LY_STAT_TLS_STALE,	/* in-flight library write of another process/cgroup or > 1 s old */
 	LY_STAT_DATA_READ_FAIL,	/* the app's buffer could not be read (bpf_probe_read_user) */
 	LY_STAT_FORK,		/* new process forked in an enrolled/observed cgroup
+				 * (per-process probes only) */
+	LY_STAT_MOVE,		/* process moved into an enrolled/observed cgroup
 				 * (per-process probes only) */
 	LY_STAT_MAX,
 };

@@ -592,6 +592,12 @@ static void on_event(void *ctx, const struct ly_event_hdr *ev, size_t len)
 	struct seen *s = ctx;
 	const struct ly_event_flow *ef = (const struct ly_event_flow *)ev;
 
+	/* the client joining its cgroup is a move, reported to per-process TLS probes */
+	if (ev->type == LY_EV_EXEC || ev->type == LY_EV_FORK || ev->type == LY_EV_MOVE) {
+		if (len != sizeof(struct ly_event_exec) || ev->len != len)
+			s->bad++;
+		return;
+	}
 	if (len != sizeof(*ef) || ev->len != sizeof(*ef)) {
 		s->bad++;
 		return;

@@ -4,11 +4,12 @@
  * `tls_probes: process` (and `auto`, the default, on this kernel): the TLS uprobes are put on each process of an enrolled or observed
  * cgroup instead of on the host's libraries for everyone.  What the kernel shows: the
  * breakpoint byte (int3, 0xcc) at SSL_write in a process's own memory is there in the
- * processes lanyardd watches and not in the others; a process forked without exec, and a
- * process that was running before lanyardd started, are probed too; the probes of a process
- * go when it exits.
+ * processes lanyardd watches and not in the others; a process forked without exec, a process
+ * moved into a watched cgroup, and a process that was running before lanyardd started, are
+ * probed too; the probes of a process go when it exits.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,56 @@ Test(perproc, a_child_forked_without_exec_is_probed)
 	cr_expect_eq(num(ev, "pid"), child);
 	json_decref(ev);
 	cr_expect_gt(ly_kernel_stat(&w.d, "fork"), 0, "the kernel counted no fork");
+	tlsfix_ca_free(w.ca);
+}
+
+/* Move @pid into @cgroup the way a service manager does: through its cgroup.procs. */
+static void cgroup_move(pid_t pid, const char *cgroup)
+{
+	FILE *f = fopen(h_strf("%s/cgroup.procs", h_cgroup_fs(cgroup)), "we");
+
+	cr_assert(f, "cannot open %s's cgroup.procs", cgroup);
+	fprintf(f, "%d\n", (int)pid);
+	cr_assert_eq(fclose(f), 0, "moving %d into %s: %s", (int)pid, cgroup, strerror(errno));
+}
+
+/*
+ * The kernel reports the move (cgroup_attach_task), so the process is probed at once, not
+ * at lanyardd's next walk of the cgroups; into a cgroup below the workload's, as the
+ * deepest workload of the destination decides.
+ */
+Test(perproc, a_process_moved_into_an_observed_cgroup_is_probed)
+{
+	unsigned long addr;
+	const char *sub;
+	struct world w;
+	json_t *ev;
+	pid_t pid;
+
+	world_init(&w);
+	sub = h_cgroup_create("obs/moved");
+	cr_assert(sub);
+	daemon_start(&w, "process");
+	pid = probed_spawn(&w, "p-move", w.other, "/moved", "--go", h_path("go"), "--hold");
+	addr = printed("p-move", "ssl_write_ex ");
+	cr_assert(addr);
+	cr_assert_eq(ly_kernel_stat(&w.d, "move"), 0, "a move counted before any");
+	cr_assert_neq(h_proc_mem_byte(pid, addr), INT3, "probed before it was moved");
+
+	cgroup_move(pid, sub);
+	cr_assert_eq(byte_until(pid, addr, INT3, 5000), INT3, "not probed after the move");
+	cr_expect_eq(ly_kernel_stat(&w.d, "move"), 1, "the kernel did not report the one move");
+	cr_assert_eq(h_write_file(h_path("go"), "", 0644), 0);
+	cr_assert_eq(h_wait_output(pid, "status 200", 10000), 0);
+	ev = flow_tls(&w, "/moved", 5000);
+	cr_assert(ev, "the moved process's request was not seen");
+	cr_expect_eq(num(ev, "pid"), pid);
+	cr_expect_eq(num(ev, "cgroup"), (long long)h_cgroup_id(sub));
+	json_decref(ev);
+
+	/* moved out: its probes stay, the kernel no longer reports its writes */
+	cgroup_move(pid, w.other);
+	cr_expect_eq(ly_kernel_stat(&w.d, "move"), 1, "a move out of the workload was reported");
 	tlsfix_ca_free(w.ca);
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/epoll.h>
@@ -38,6 +39,7 @@
 #define REGISTRY_FILE	"workload-ids"
 #define SECURE_HEAP	(1024 * 1024)
 #define FETCH_THREADS	2	/* fetches in parallel: a slow provider holds only these */
+#define NOFILE_WANT	4096	/* fewer open files allowed: warned */
 
 static void usage(FILE *f)
 {
@@ -601,6 +603,30 @@ static void daemon_fini(struct daemon *d, int detach)
 	loop_free(d->loop);
 }
 
+/*
+ * A proxy holds two descriptors per connection and four more per spliced flow: the soft
+ * RLIMIT_NOFILE (1024 by default, for select(), which lanyardd does not use) is raised
+ * to the hard one.  Helpers get 1024 back (source_exec.c).
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur < NOFILE_WANT)
+		log_warnx("only %llu open files allowed (RLIMIT_NOFILE): about %llu passthrough "
+			  "flows at once; raise the hard limit (LimitNOFILE=)",
+			  (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_cur / 6);
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d;
@@ -628,6 +654,7 @@ int main(int argc, char **argv)
 	/* no core dumps, no ptrace by non-root: credentials live in this process */
 	prctl(PR_SET_DUMPABLE, 0);
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	if (secret_heap_init(SECURE_HEAP) < 0)
 		log_warnx("secure heap unavailable: secrets are cleansed but not locked");
 	if (mkdir(d.pol->state_dir, 0700) < 0 && errno != EEXIST)

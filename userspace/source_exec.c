@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,8 +52,14 @@ static void __attribute__((noreturn)) child(char *const argv[], char *const envp
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct caps[2] = { 0 };
+	struct rlimit nofile;
 	sigset_t none;
 
+	/* lanyardd raised its soft limit; a helper may still use select() */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur > FD_SETSIZE) {
+		nofile.rlim_cur = FD_SETSIZE;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	sigemptyset(&none);
 	if (syscall(SYS_capset, &hdr, caps) < 0 || setpgid(0, 0) < 0 ||
 	    sigprocmask(SIG_SETMASK, &none, NULL) < 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR ||

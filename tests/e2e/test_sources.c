@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -195,7 +196,7 @@ Test(sources, static_warns_past_max_age)
 
 /*
  * A helper script: counts its runs in <tmp>/<name>.runs, records its environment and
- * capabilities, prints a fresh token valid for @life seconds.  @mode: "ok", "fail"
+ * capabilities and its open-file limit, prints a fresh token valid for @life seconds.  @mode: "ok", "fail"
  * (exit 3 with a message on stderr), "junk" (not JSON), "hang" (sleeps in a child).
  */
 static char *helper(const char *name, const char *mode, int life)
@@ -207,6 +208,7 @@ static char *helper(const char *name, const char *mode, int life)
 		"echo run >> %s.runs\n"
 		"env > %s.env\n"
 		"grep CapEff /proc/self/status > %s.caps\n"
+		"ulimit -n > %s.nofile\n"
 		"case %s in\n"
 		"fail) echo 'vault: permission denied for role app' >&2; exit 3 ;;\n"
 		"junk) echo 'this is not json' ;;\n"
@@ -215,18 +217,36 @@ static char *helper(const char *name, const char *mode, int life)
 		"   printf '{\"token\": \"exec-tok-%%s-%%s\", \"expires_at\": %%s}\\n' "
 		"\"$n\" \"$now\" $((now + %d)) ;;\n"
 		"esac\n",
-		h_path("%s", name), h_path("%s", name), h_path("%s", name), mode,
-		h_path("%s", name), h_path("%s", name), life), 0);
+		h_path("%s", name), h_path("%s", name), h_path("%s", name), h_path("%s", name),
+		mode, h_path("%s", name), h_path("%s", name), life), 0);
 	return path;
+}
+
+/* The soft and hard "Max open files" of @pid. */
+static void nofile_of(pid_t pid, unsigned long long *soft, unsigned long long *hard)
+{
+	char *limits = h_read_file(h_strf("/proc/%d/limits", (int)pid), NULL);
+	const char *l = limits ? strstr(limits, "Max open files") : NULL;
+
+	cr_assert(l, "no open-file limit for %d", (int)pid);
+	cr_assert_eq(sscanf(l, "Max open files %llu %llu", soft, hard), 2, "%s", l);
+	free(limits);
 }
 
 Test(sources, exec_helper_tokens_refresh_across_three_lifetimes)
 {
-	char *cmd = helper("h", "ok", 3), *out = NULL, *env, *caps, *cli;
+	char *cmd = helper("h", "ok", 3), *out = NULL, *env, *caps, *cli, *nofile;
+	struct rlimit low;
+	unsigned long long soft, hard;
 	const char *seen[64];
 	size_t nseen = 0;
 	struct ly_app w;
 
+	/* lanyardd starts with the usual soft limit, below the hard one */
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &low), 0);
+	cr_assert_gt(low.rlim_max, 1024, "hard open-file limit %llu", (unsigned long long)low.rlim_max);
+	low.rlim_cur = 1024;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	world_start(&w, h_strf("{ type: exec, command: [%s, --role, app], timeout: 5s }", cmd),
 		    NULL);
 	out = get_until(&w, "/e0", 200, 5000);
@@ -256,6 +276,13 @@ Test(sources, exec_helper_tokens_refresh_across_three_lifetimes)
 	cr_assert(env);
 	cr_expect(strstr(env, "LANYARD_WORKLOAD=app\n"), "%s", env);
 	cr_expect(!strstr(env, "HOME=") && !strstr(env, "LANYARD_REQUIRE_BPF"), "%s", env);
+	/* lanyardd raised its soft limit to the hard one; the helper got 1024 back */
+	nofile_of(w.d.pid, &soft, &hard);
+	cr_expect_eq(hard, low.rlim_max);
+	cr_expect_eq(soft, hard, "lanyardd's open-file limit: %llu of %llu", soft, hard);
+	nofile = h_read_file(h_path("h.nofile"), NULL);
+	cr_expect(nofile && !strcmp(nofile, "1024\n"), "the helper's open-file limit: %s", nofile);
+	free(nofile);
 	cr_assert_eq(ly_cli(&w.d, &cli, "tokens", NULL), 0);
 	expect_never_shown(&w, seen, nseen, cli);
 	free(cli);

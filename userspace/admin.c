@@ -101,6 +101,8 @@ static char *metrics_text(const struct daemon *d)
 	metric(f, "lanyard_request_rejected_total", "{reason=\"head_too_large\"}", m->too_large);
 	metric(f, "lanyard_request_rejected_total", "{reason=\"head_timeout\"}", m->head_timeout);
 	metric(f, "lanyard_request_rejected_total", "{reason=\"method\"}", m->method_refused);
+	metric(f, "lanyard_flow_timeout_total", "{reason=\"idle\"}", m->flow_idle);
+	metric(f, "lanyard_flow_timeout_total", "{reason=\"stalled\"}", m->flow_stalled);
 	metric(f, "lanyard_upstream_failed_total", "", m->upstream_failed);
 	metric(f, "lanyard_bytes_total", "{dir=\"up\"}", m->bytes_up);
 	metric(f, "lanyard_bytes_total", "{dir=\"down\"}", m->bytes_down);

@@ -81,7 +81,7 @@ static json_t *metrics_json(const struct daemon *d)
 	const struct metrics *m = &d->m;
 
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "flow_accepted", (json_int_t)m->flow_accepted,
 			 "flow_rejected", (json_int_t)m->flow_rejected,
 			 "flow_denied", (json_int_t)m->flow_denied,
@@ -95,6 +95,8 @@ static json_t *metrics_json(const struct daemon *d)
 			 "head_too_large", (json_int_t)m->too_large,
 			 "head_timeout", (json_int_t)m->head_timeout,
 			 "method_refused", (json_int_t)m->method_refused,
+			 "flow_idle", (json_int_t)m->flow_idle,
+			 "flow_stalled", (json_int_t)m->flow_stalled,
 			 "upstream_failed", (json_int_t)m->upstream_failed,
 			 "reloads", (json_int_t)m->reloads,
 			 "reload_failed", (json_int_t)m->reload_failed,

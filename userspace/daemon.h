@@ -36,6 +36,8 @@ struct metrics {
 	uint64_t too_large;		/* ...{reason="head_too_large"} */
 	uint64_t head_timeout;		/* ...{reason="head_timeout"} */
 	uint64_t method_refused;	/* ...{reason="method"} */
+	uint64_t flow_idle;		/* lanyard_flow_timeout_total{reason="idle"} */
+	uint64_t flow_stalled;		/* ...{reason="stalled"}: bytes waiting, not read */
 	uint64_t upstream_failed;	/* lanyard_upstream_failed_total */
 	uint64_t bytes_up;		/* lanyard_bytes_total{dir="up"} */
 	uint64_t bytes_down;		/* lanyard_bytes_total{dir="down"} */

@@ -1904,6 +1904,37 @@ static int parse_tls_probes(struct pctx *c, const struct ynode *v, void *obj)
 	return err;
 }
 
+/* a request head, a ClientHello or a handshake, an upstream connect and handshake */
+static int parse_head_timeout(struct pctx *c, const struct ynode *v, void *obj)
+{
+	uint32_t t;
+	int err = get_duration(c, v, 1, 300, "1s..5m", &t);
+
+	if (!err)
+		((struct policy *)obj)->head_timeout_ms = t * 1000;
+	return err;
+}
+
+static int parse_idle_timeout(struct pctx *c, const struct ynode *v, void *obj)
+{
+	uint32_t t;
+	int err = get_duration(c, v, 1, POLICY_MAX_TTL_S, "1s..24h", &t);
+
+	if (!err)
+		((struct policy *)obj)->idle_timeout_ms = t * 1000;
+	return err;
+}
+
+static const struct field timeouts_fields[] = {
+	{ "head", parse_head_timeout, 0 },
+	{ "idle", parse_idle_timeout, 0 },
+};
+
+static int parse_timeouts(struct pctx *c, const struct ynode *v, void *obj)
+{
+	return WALK(c, v, "timeouts", timeouts_fields, obj);
+}
+
 static const struct field policy_fields[] = {
 	{ "trust_domain", parse_trust_domain, 1 },
 	{ "listen", parse_listen, 0 },
@@ -1913,6 +1944,7 @@ static const struct field policy_fields[] = {
 	{ "control_socket", parse_control_socket, 0 },
 	{ "ca", parse_ca, 0 },
 	{ "tls_probes", parse_tls_probes, 0 },
+	{ "timeouts", parse_timeouts, 0 },
 	{ "workloads", parse_workloads, 0 },
 };
 
@@ -1966,6 +1998,8 @@ struct policy *policy_parse(const char *buf, size_t len, const char *name, char 
 		goto cleanup;
 	}
 	p->listen_port = POLICY_DEFAULT_LISTEN_PORT;
+	p->head_timeout_ms = POLICY_DEFAULT_HEAD_TIMEOUT_S * 1000;
+	p->idle_timeout_ms = POLICY_DEFAULT_IDLE_TIMEOUT_S * 1000;
 	if (WALK(&c, root, "policy", policy_fields, p) || set_defaults(&c, p))
 		goto cleanup;
 	node_free(root);

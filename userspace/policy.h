@@ -21,6 +21,8 @@
 #define POLICY_DEFAULT_X509_TTL_S	3600
 #define POLICY_MAX_TTL_S		86400
 #define POLICY_DEFAULT_FETCH_TIMEOUT_MS	10000
+#define POLICY_DEFAULT_HEAD_TIMEOUT_S	10	/* a request head, a handshake, a connect */
+#define POLICY_DEFAULT_IDLE_TIMEOUT_S	120	/* no byte either way: a flow is closed */
 #define POLICY_DEFAULT_HEADER		"Authorization: Bearer {token}"
 #define POLICY_ERR_LEN			512
 
@@ -174,6 +176,8 @@ struct policy {
 	char *control_socket;
 	char *ca_cert, *ca_key;		/* imported CA (`ca:`); NULL: the one in state_dir */
 	enum policy_tls_probes tls_probes;
+	uint32_t head_timeout_ms;	/* `timeouts.head` */
+	uint32_t idle_timeout_ms;	/* `timeouts.idle` */
 	struct policy_workload *workloads;
 	size_t nworkloads;
 };

@@ -140,6 +140,12 @@ static void flush_up(struct conn *c);
 static void flow_dst_string(const struct ly_flow *f, char *out, size_t len);
 static void relay_event(struct conn *c, uint32_t events, int upstream);
 
+/* When what must come soon (a request head, a handshake, a connect) is late: timeouts.head */
+static uint64_t head_deadline(const struct proxy *px)
+{
+	return loop_now_ms(px->d->loop) + px->d->pol->head_timeout_ms;
+}
+
 /* --- one side: plain socket or TLS --------------------------------------------- */
 
 /*
@@ -492,7 +498,7 @@ static int upstream_connect(struct conn *c)
 	c->ufd = fd;
 	c->connecting = 1;
 	/* connect (and a TLS handshake after it) must finish by then: proxy_tick() */
-	c->uhs_deadline = loop_now_ms(d->loop) + PROXY_HEAD_TIMEOUT_MS;
+	c->uhs_deadline = head_deadline(c->px);
 	return 0;
 fail:
 	err = -errno;
@@ -608,7 +614,7 @@ static int upstream_tls_start(struct conn *c)
 	}
 	c->uhs = 1;
 	if (!c->uhs_deadline)
-		c->uhs_deadline = loop_now_ms(d->loop) + PROXY_HEAD_TIMEOUT_MS;
+		c->uhs_deadline = head_deadline(c->px);
 	upstream_handshake(c);
 	return 1;
 }
@@ -713,6 +719,7 @@ static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
 		relay_event(c, events, 1);
 		return;
 	}
+	c->last_active = loop_now_ms(c->px->d->loop);
 	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 		upstream_connected(c);
 	else if (c->uhs)
@@ -749,7 +756,7 @@ static int upstream_park(struct conn *c)
 		return 1;
 	}
 	if (!c->uhs_deadline)
-		c->uhs_deadline = loop_now_ms(c->px->d->loop) + PROXY_HEAD_TIMEOUT_MS;
+		c->uhs_deadline = head_deadline(c->px);
 	c->parked = 1;
 	return 1;
 }
@@ -862,7 +869,7 @@ static void step_head(struct conn *c, int *more)
 	if (c->in.len == 0)
 		return;
 	if (!c->head_deadline)
-		c->head_deadline = loop_now_ms(c->px->d->loop) + PROXY_HEAD_TIMEOUT_MS;
+		c->head_deadline = head_deadline(c->px);
 	n = http1_parse_request(c->in.data + c->in.off, c->in.len, &req);
 	if (n == HTTP1_PARTIAL)
 		return;
@@ -1048,7 +1055,7 @@ static void client_tls_start(struct conn *c)
 		return;
 	}
 	c->chs = 1;
-	c->head_deadline = loop_now_ms(c->px->d->loop) + PROXY_HEAD_TIMEOUT_MS;
+	c->head_deadline = head_deadline(c->px);
 }
 
 /*
@@ -1632,7 +1639,7 @@ static void conn_open(struct proxy *px, int fd, const struct ly_flow *f)
 		client_tls_start(c);
 	if (c->route && c->route->tls == POLICY_TLS_PASSTHROUGH) {
 		c->pt = c->pth = 1;
-		c->head_deadline = loop_now_ms(d->loop) + PROXY_HEAD_TIMEOUT_MS;
+		c->head_deadline = head_deadline(c->px);
 	}
 }
 
@@ -1840,9 +1847,15 @@ void proxy_tick(struct proxy *px)
 			flush_down(c);
 			if (!c->dead)
 				conn_update(c);
-		} else if (now - c->last_active >= PROXY_IDLE_TIMEOUT_MS && !c->down.len &&
-			   !c->out.len && !c->pup.len && !c->pdown.len) {
-			conn_close(c, "idle");
+		} else if (now - c->last_active >= px->d->pol->idle_timeout_ms) {
+			/* bytes waiting for a peer that has not read for that long: stalled */
+			int stalled = c->down.len || c->out.len || c->pup.len || c->pdown.len;
+
+			if (stalled)
+				px->d->m.flow_stalled++;
+			else
+				px->d->m.flow_idle++;
+			conn_close(c, stalled ? "stalled" : "idle");
 		}
 	}
 }

@@ -13,8 +13,6 @@
 #include "daemon.h"
 #include "discover.h"
 
-#define PROXY_HEAD_TIMEOUT_MS	10000	/* a request head must complete within this */
-#define PROXY_IDLE_TIMEOUT_MS	120000	/* no bytes either way for this long: close */
 #define PROXY_REQ_LEN		256	/* "METHOD /path" kept per flow (no query) */
 
 struct proxy_flow_info {

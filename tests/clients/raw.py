@@ -5,7 +5,7 @@
 # raw.py: a raw TCP client for the bad-input tests.  Connects, sends the bytes of a file
 # exactly as they are, never half-closes (a partial head must stay partial), and records
 # every byte that comes back until EOF, a reset or the timeout.
-"""raw.py --host H --port P --send FILE --out FILE [--timeout S] [--split-last N]
+"""raw.py --host H --port P --send FILE --out FILE [--timeout S] [--split-last N] [--stall S]
 
 exit 0: connected (whatever came back is in --out); 3: connect failed; 2: usage."""
 
@@ -24,6 +24,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=5.0, help="stop reading after S seconds")
     ap.add_argument("--split-last", type=int, default=0,
                     help="send all but the last N bytes, pause 0.3 s, then those N in one write")
+    ap.add_argument("--stall", type=float, default=0,
+                    help="read nothing for S seconds after sending (a peer that stops reading)")
     args = ap.parse_args()
 
     with open(args.send, "rb") as f:
@@ -48,6 +50,7 @@ def main():
             s.sendall(data)
     except OSError as e:
         note = f"send: {e.__class__.__name__}"
+    time.sleep(args.stall)
     deadline = time.monotonic() + args.timeout
     while True:
         left = deadline - time.monotonic()

@@ -107,11 +107,82 @@ Test(badinput, times_out_a_head_that_never_completes, .timeout = 40)
 	struct ly_app a;
 	char *resp;
 
-	ly_app_start(&a, "5m", NULL);
-	/* the head timeout is 10 s; raw.py waits 16 s for the answer without closing */
-	cr_assert_eq(ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 16, &resp, NULL), 0);
+	ly_app_start_policy(&a, "timeouts: { head: 2s }\n", NULL);
+	/* raw.py waits 8 s for the answer without closing */
+	cr_assert_eq(ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 8, &resp, NULL), 0);
 	expect_refused(&a, "partial head", resp, 408);
 	free(resp);
+	cr_expect_eq(ly_metric(&a.d, "head_timeout"), 1);
+}
+
+/* The flow.close record with reason @reason, within @timeout_ms.  New reference. */
+static json_t *closed_by(const struct ly_app *a, const char *reason, int timeout_ms)
+{
+	json_t *ev = h_jsonl_wait(a->d.audit, "reason", reason, timeout_ms);
+
+	cr_assert(ev, "no flow closed as %s", reason);
+	cr_expect_str_eq(json_string_value(json_object_get(ev, "event")), "flow.close");
+	return ev;
+}
+
+/* timeouts.idle: a keep-alive flow nobody uses is closed, after its answer. */
+Test(badinput, closes_a_flow_idle_for_the_idle_timeout)
+{
+	const char *req = "GET /idle HTTP/1.1\r\n" H "\r\n";
+	struct ly_app a;
+	json_t *ev;
+	char *resp;
+
+	ly_app_start_policy(&a, "timeouts: { idle: 2s }\n", NULL);
+	/* raw.py reads until EOF, for at most 8 s: lanyardd's close ends it */
+	cr_assert_eq(ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 8, &resp, NULL), 0);
+	cr_expect_eq(ly_status_of(resp), 200, "%.200s", resp);
+	free(resp);
+	ev = closed_by(&a, "idle", 1000);
+	cr_expect_eq(json_integer_value(json_object_get(ev, "requests")), 1);
+	json_decref(ev);
+	cr_expect_eq(ly_metric(&a.d, "flow_idle"), 1);
+	cr_expect_eq(ly_metric(&a.d, "flow_stalled"), 0);
+}
+
+/*
+ * A client that pipelines requests for large answers and stops reading: lanyardd's buffer
+ * toward it stays full, nothing moves, and the flow is closed as stalled at the idle
+ * timeout (it used to be held for ever: bytes waiting exempted it).
+ */
+Test(badinput, closes_a_flow_whose_client_stops_reading)
+{
+	char *body = malloc(64 * 1024 + 1), *req = NULL, *in = h_path("stall.in"), *log = NULL;
+	size_t len = 0;
+	struct ly_app a;
+	json_t *ev;
+	FILE *f;
+
+	cr_assert(body);
+	memset(body, 'b', 64 * 1024);
+	body[64 * 1024] = '\0';
+	ly_app_start_policy(&a, "timeouts: { idle: 2s }\n", body);
+	free(body);
+	f = open_memstream(&req, &len);
+	cr_assert(f);
+	for (int i = 0; i < 200; i++)	/* 12.5 MiB of answers: more than any socket buffers */
+		fprintf(f, "GET /stall-%d HTTP/1.1\r\n" H "\r\n", i);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(h_write_file(in, req, 0600), 0);
+	free(req);
+	/* reads nothing for 6 s, then whatever is left until EOF or a reset */
+	cr_assert_eq(ly_client_run(a.cg, 20000, &log, "raw.py", "--host", "127.0.0.1", "--port",
+				   h_strf("%d", a.up_port), "--send", in, "--out",
+				   h_path("stall.resp"), "--stall", "6", "--timeout", "3", NULL),
+		     0, "raw.py: %s", log);
+	free(log);
+	ev = closed_by(&a, "stalled", 1000);
+	cr_expect_lt(json_integer_value(json_object_get(ev, "bytes_down")), 200 * 64 * 1024,
+		     "every answer reached the client: nothing stalled");
+	json_decref(ev);
+	cr_expect_eq(ly_metric(&a.d, "flow_stalled"), 1);
+	cr_expect_eq(ly_metric(&a.d, "flow_idle"), 0);
+	cr_expect(h_alive(a.d.pid));
 }
 
 Test(badinput, answers_a_good_request_before_refusing_the_bad_one_behind_it)

@@ -550,13 +550,26 @@ static void app_prepare(struct ly_app *a, const char *body)
 	cr_assert(a->cg);
 }
 
-void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, const char *body)
+static void app_start(struct ly_app *a, const char *ttl, const char *header, const char *body,
+		      const char *policy_extra)
 {
 	memset(a, 0, sizeof(*a));
+	ly_init(&a->d, "lanyardd");
+	a->d.policy_extra = policy_extra;
 	app_prepare(a, body);
 	ly_start(&a->d, ly_yaml_workload("app", a->cg,
 					 ly_yaml_route(h_strf("127.0.0.1:%d", a->up_port), LY_AUD,
 						       ttl, header)));
+}
+
+void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, const char *body)
+{
+	app_start(a, ttl, header, body, NULL);
+}
+
+void ly_app_start_policy(struct ly_app *a, const char *policy_extra, const char *body)
+{
+	app_start(a, "5m", NULL, body, policy_extra);
 }
 
 void ly_app_start_cred(struct ly_app *a, const char *cred, const char *extra)

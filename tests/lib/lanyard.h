@@ -165,6 +165,8 @@ struct ly_app {
 void ly_app_start(struct ly_app *a, const char *ttl, const char *header);
 /* Same, the upstream answering every request with @body. */
 void ly_app_start_body(struct ly_app *a, const char *ttl, const char *header, const char *body);
+/* Same (ttl 5m, the default header), with @policy_extra top-level policy lines (or NULL). */
+void ly_app_start_policy(struct ly_app *a, const char *policy_extra, const char *body);
 /*
  * Same world, the route's credential being @cred (a YAML flow mapping) and @extra more route
  * keys (lines, or NULL).  @a must be zeroed; a->d may already be ly_init()ed (to hand its

@@ -622,7 +622,7 @@ ParameterizedTestParameters(policy, rejects_malformed_policies)
 		  "duplicate key \"trust_domain\" in policy (first at line 1, column 1)" },
 		{ "trust_domain: a\ntrsut: b\n", 2, 1,
 		  "unknown key \"trsut\" in policy (expected: trust_domain, listen, admin, "
-		  "state_dir, audit, control_socket, ca, tls_probes, workloads)" },
+		  "state_dir, audit, control_socket, ca, tls_probes, timeouts, workloads)" },
 		{ HEAD WL RT CRED("") "        rotes: x\n", 8, 9,
 		  "unknown key \"rotes\" in route (expected: to, credential, header, tls, "
 		  "upstream, ca_file, server_name" },
@@ -1187,6 +1187,26 @@ Test(policy, parses_the_tls_probe_scope)
 	policy_free(p);
 }
 
+Test(policy, parses_the_timeouts)
+{
+	struct policy *p = parse_ok(HEAD "workloads: []\n");
+
+	cr_expect_eq(p->head_timeout_ms, 10000, "the default head timeout");
+	cr_expect_eq(p->idle_timeout_ms, 120000, "the default idle timeout");
+	policy_free(p);
+	p = parse_ok(HEAD "timeouts: { head: 3s, idle: 15m }\nworkloads: []\n");
+	cr_expect_eq(p->head_timeout_ms, 3000);
+	cr_expect_eq(p->idle_timeout_ms, 900000);
+	policy_free(p);
+	p = parse_ok(HEAD "timeouts:\n  idle: 24h\nworkloads: []\n");
+	cr_expect_eq(p->head_timeout_ms, 10000, "head keeps its default");
+	cr_expect_eq(p->idle_timeout_ms, 86400000);
+	policy_free(p);
+	p = parse_ok(HEAD "timeouts: { head: 300 }\nworkloads: []\n");
+	cr_expect_eq(p->head_timeout_ms, 300000, "a number is seconds");
+	policy_free(p);
+}
+
 /* an observe workload (lines 2-4), keys appended from line 5 */
 #define OBS	"workloads:\n" \
 		"  - name: legacy\n" \
@@ -1228,6 +1248,19 @@ ParameterizedTestParameters(policy, rejects_bad_modes_and_routes_on_observe_work
 		{ HEAD "tls_probes:\n" OBS "    mode: observe\n", 2, 12, "tls_probes: value is missing" },
 		{ HEAD "tls_probes: [host]\n" OBS "    mode: observe\n", 2, 13,
 		  "tls_probes: expected a string, got a list" },
+		/* MALFORMED: timeouts */
+		{ HEAD "timeouts: { head: 0s }\n" OBS "    mode: observe\n", 2, 19,
+		  "timeouts.head: \"0s\" is out of range 1s..5m" },
+		{ HEAD "timeouts: { head: 6m }\n" OBS "    mode: observe\n", 2, 19,
+		  "\"6m\" is out of range 1s..5m" },
+		{ HEAD "timeouts: { idle: 25h }\n" OBS "    mode: observe\n", 2, 19,
+		  "timeouts.idle: \"25h\" is out of range 1s..24h" },
+		{ HEAD "timeouts: { idle: soon }\n" OBS "    mode: observe\n", 2, 19,
+		  "timeouts.idle: \"soon\" is not a duration" },
+		{ HEAD "timeouts: { idel: 5s }\n" OBS "    mode: observe\n", 2, 13,
+		  "unknown key \"idel\" in timeouts (expected: head, idle)" },
+		{ HEAD "timeouts: 5s\n" OBS "    mode: observe\n", 2, 11,
+		  "timeouts: expected a mapping" },
 	};
 	struct bad_case *p = cr_malloc(sizeof(cases));
 

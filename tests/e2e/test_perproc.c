@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -362,5 +363,50 @@ Test(perproc, the_probes_of_a_process_go_when_it_exits)
 		usleep(100 * 1000);
 	}
 	cr_expect_eq(after, before, "the probes of an exited process are still held (%d)", after);
+	tlsfix_ca_free(w.ca);
+}
+
+/*
+ * An attach the helper could not make (here: no descriptor left for the link) is asked
+ * again at the next walk, and the process is probed once the helper can.  The process
+ * stays in its cgroup throughout: nothing but the retry brings its probes.
+ */
+Test(perproc, an_attach_that_failed_is_retried)
+{
+	struct rlimit old, starved;
+	unsigned long addr;
+	struct world w;
+	pid_t helper, pid;
+	json_t *ev;
+	char *log;
+
+	world_init(&w);
+	daemon_start(&w, "process");
+	helper = ly_tls_helper_pid(&w.d);
+	cr_assert_gt(helper, 0, "no attach helper");
+	cr_assert_eq(prlimit(helper, RLIMIT_NOFILE, NULL, &old), 0);
+	/* room for the two descriptors each request brings, none for a link */
+	starved = (struct rlimit){ .rlim_cur = h_nofile_leaving(helper, 2),
+				   .rlim_max = old.rlim_max };
+	cr_assert_eq(prlimit(helper, RLIMIT_NOFILE, &starved, NULL), 0);
+	pid = probed_spawn(&w, "p-retry", w.obs, "/retry", "--go", h_path("go"), "--hold");
+	addr = printed("p-retry", "ssl_write_ex ");
+	cr_assert(addr);
+	/* two walks at least: each asks, each fails */
+	usleep(4500 * 1000);
+	cr_expect_neq(h_proc_mem_byte(pid, addr), INT3, "probed with no descriptor to spare?");
+	log = h_read_file(h_err_path("lanyardd"), NULL);
+	cr_expect(log && strstr(log, "Too many open files"), "no warning of the failed attach");
+	free(log);
+
+	cr_assert_eq(prlimit(helper, RLIMIT_NOFILE, &old, NULL), 0);
+	cr_assert_eq(byte_until(pid, addr, INT3, 5000), INT3, "not probed after the retry");
+	cr_assert_eq(h_write_file(h_path("go"), "", 0644), 0);
+	cr_assert_eq(h_wait_output(pid, "status 200", 10000), 0);
+	ev = flow_tls(&w, "/retry", 5000);
+	cr_assert(ev, "the request was not seen after the retry");
+	cr_expect_eq(num(ev, "pid"), pid);
+	json_decref(ev);
+	cr_expect_eq(ly_tls_helper_pid(&w.d), helper, "the attach helper was replaced");
 	tlsfix_ca_free(w.ca);
 }

@@ -109,6 +109,7 @@ static char *metrics_text(const struct daemon *d)
 	metric(f, "lanyard_reload_total", "", m->reloads);
 	metric(f, "lanyard_reload_failed_total", "", m->reload_failed);
 	metric(f, "lanyard_audit_dropped_total", "", audit_dropped());
+	metric(f, "lanyard_tls_attach_requests_total", "", kernel_tls_requests(d->kern));
 	if (kernel_read_stats(d->kern, st) == 0) {
 		metric(f, "lanyard_bpf_connect_total", "", st[LY_STAT_CONNECT]);
 		metric(f, "lanyard_bpf_redirected_total", "", st[LY_STAT_REDIRECTED]);

@@ -81,7 +81,7 @@ static json_t *metrics_json(const struct daemon *d)
 	const struct metrics *m = &d->m;
 
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "flow_accepted", (json_int_t)m->flow_accepted,
 			 "flow_rejected", (json_int_t)m->flow_rejected,
 			 "flow_denied", (json_int_t)m->flow_denied,
@@ -100,7 +100,8 @@ static json_t *metrics_json(const struct daemon *d)
 			 "upstream_failed", (json_int_t)m->upstream_failed,
 			 "reloads", (json_int_t)m->reloads,
 			 "reload_failed", (json_int_t)m->reload_failed,
-			 "audit_dropped", (json_int_t)audit_dropped());
+			 "audit_dropped", (json_int_t)audit_dropped(),
+			 "tls_attach_requests", (json_int_t)kernel_tls_requests(d->kern));
 }
 
 static json_t *cmd_status(struct daemon *d)

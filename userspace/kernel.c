@@ -110,6 +110,7 @@ struct kernel {
 	pid_t tls_failed[TLS_MAX_PENDING];	/* ... answered with an error: to ask again */
 	unsigned tls_nfailed;
 	int tls_failed_rc;		/* the last such error (warned once in a row) */
+	uint64_t tls_requests;		/* per-process attach requests sent to the helper */
 	int tls_sock;			/* to the attach helper; -1: attach in this process */
 	pid_t tls_helper;
 	int tls_helper_gone;		/* it did not answer: attach nothing any more */
@@ -1363,6 +1364,7 @@ static int tls_attach_helper(struct kernel *k, int fd, int pidfd, pid_t pid, con
 		return helper_failed(k, rc, err, errlen);
 	if (async) {
 		k->tls_pending++;
+		k->tls_requests++;
 		return 0;
 	}
 	rc = helper_recv_rep(k, &rep, 0);
@@ -1439,6 +1441,11 @@ int kernel_tls_attach(struct kernel *k, const char *path, unsigned libs, pid_t p
 int kernel_tls_per_process(const struct kernel *k)
 {
 	return k->tls && k->tls_per_process;
+}
+
+uint64_t kernel_tls_requests(const struct kernel *k)
+{
+	return k ? k->tls_requests : 0;
 }
 
 size_t kernel_tls_poll(struct kernel *k, pid_t *failed, size_t max)

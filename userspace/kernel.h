@@ -131,6 +131,9 @@ int kernel_tls_per_process(const struct kernel *k);
  */
 size_t kernel_tls_poll(struct kernel *k, pid_t *failed, size_t max);
 
+/* Per-process attach requests sent to the helper so far (lanyard_tls_attach_requests_total). */
+uint64_t kernel_tls_requests(const struct kernel *k);
+
 /*
  * Fork the attach helper (before lanyardd drops its capabilities): a child that
  * keeps what creating uprobes needs, so that library copies found later can

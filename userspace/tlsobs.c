@@ -29,7 +29,9 @@
 #include "proxy.h"
 #include "tlsobs.h"
 
-#define PID_CACHE	1024	/* direct-mapped by pid: exe and last scan */
+#define PIDS_MIN	1024	/* slots of the pid table at first; it doubles at half full */
+#define PIDS_MAX	65536	/* ... up to this (32768 processes); then pids go uncached */
+#define SWEEP_MS	60000	/* tls_probes: host: forget exited processes this often */
 #define RESCAN_MAX	256	/* pending re-scans after exec */
 #define EXE_LEN		256
 #define DST_LEN		(LY_SNI_LEN + 16)
@@ -40,7 +42,8 @@
 #define WALK_DEPTH	16	/* cgroup levels below a workload's cgroup */
 
 struct pid_ent {
-	uint32_t pid;
+	uint32_t pid;		/* 0: a free slot */
+	uint32_t walk;		/* the last cgroup walk that listed it (tls_probes: process) */
 	uint64_t scanned_ms;	/* 0: never */
 	int probed;		/* tls_probes: process: the host's libraries are probed for it */
 	char exe[EXE_LEN];	/* "" until read */
@@ -74,7 +77,11 @@ struct tls_write {
 struct tlsobs {
 	struct daemon *d;
 	struct tls_write w;		/* the record being handled; zero between records */
-	struct pid_ent pids[PID_CACHE];
+	struct pid_ent *pids;		/* open addressing, linear probing, by pid */
+	size_t npids, cap;		/* cap: a power of two, 0 until the first pid */
+	struct pid_ent uncached;	/* what pid_get() hands out when the table is full */
+	uint32_t walk;			/* walks so far */
+	uint64_t swept_ms;
 	struct rescan q[RESCAN_MAX];
 	size_t nq;
 	struct procscan_result scan;	/* 36 KiB: kept off the stack */
@@ -95,6 +102,8 @@ struct tlsobs *tlsobs_new(struct daemon *d)
 
 void tlsobs_free(struct tlsobs *t)
 {
+	if (t)
+		free(t->pids);
 	free(t);
 }
 
@@ -103,24 +112,88 @@ static const char *wl_name(const struct daemon *d, uint32_t id)
 	return id && id <= DAEMON_MAX_WORKLOAD_IDS ? d->wl_names[id] : NULL;
 }
 
-/* pid's entry, or NULL when its slot holds another pid. */
-static struct pid_ent *pid_find(struct tlsobs *t, uint32_t pid)
+/*
+ * The processes lanyardd knows of, by pid: exe, last scan, probed.  A table, not a cache:
+ * with per-process probes a live pid must never be forgotten while it is in a workload's
+ * cgroups, or every walk would ask the helper for it again.  Each walk drops the pids it
+ * did not list (exited, or moved out); with host probes, a sweep drops exited ones.
+ */
+static size_t pid_home(const struct tlsobs *t, uint32_t pid)
 {
-	struct pid_ent *e = &t->pids[pid % PID_CACHE];
-
-	return e->pid == pid ? e : NULL;
+	return (size_t)(pid * 0x9e3779b1u) & (t->cap - 1);
 }
 
-/* pid's entry, started over when its slot held another pid. */
+static struct pid_ent *pid_slot(struct tlsobs *t, uint32_t pid)
+{
+	size_t i = pid_home(t, pid);
+
+	while (t->pids[i].pid && t->pids[i].pid != pid)
+		i = (i + 1) & (t->cap - 1);
+	return &t->pids[i];
+}
+
+/* pid's entry, or NULL. */
+static struct pid_ent *pid_find(struct tlsobs *t, uint32_t pid)
+{
+	struct pid_ent *e = t->cap && pid ? pid_slot(t, pid) : NULL;
+
+	return e && e->pid == pid ? e : NULL;
+}
+
+/* The table again in @cap slots, with the entries keep() keeps.  -ENOMEM: unchanged. */
+static int pid_rebuild(struct tlsobs *t, size_t cap, bool (*keep)(const struct tlsobs *,
+								   const struct pid_ent *))
+{
+	struct pid_ent *old = t->pids;
+	size_t oldcap = t->cap;
+
+	t->pids = calloc(cap, sizeof(*t->pids));
+	if (!t->pids) {
+		t->pids = old;
+		return -ENOMEM;
+	}
+	t->cap = cap;
+	t->npids = 0;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (old[i].pid && (!keep || keep(t, &old[i]))) {
+			*pid_slot(t, old[i].pid) = old[i];
+			t->npids++;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+/*
+ * pid's entry, new (zeroed) if it had none.  Valid until the next pid_get() of another pid
+ * or the next walk.  With the table full, a scratch entry that is forgotten at once.
+ */
 static struct pid_ent *pid_get(struct tlsobs *t, uint32_t pid)
 {
 	struct pid_ent *e = pid_find(t, pid);
 
-	if (!e) {
-		e = &t->pids[pid % PID_CACHE];
-		*e = (struct pid_ent){ .pid = pid };
+	if (e)
+		return e;
+	if ((t->npids + 1) * 2 > t->cap &&
+	    (t->cap >= PIDS_MAX || pid_rebuild(t, t->cap ? t->cap * 2 : PIDS_MIN, NULL) < 0)) {
+		t->uncached = (struct pid_ent){ .pid = pid };
+		return &t->uncached;
 	}
+	e = pid_slot(t, pid);
+	*e = (struct pid_ent){ .pid = pid, .walk = t->walk };
+	t->npids++;
 	return e;
+}
+
+static bool listed_by_last_walk(const struct tlsobs *t, const struct pid_ent *e)
+{
+	return e->walk == t->walk;
+}
+
+static bool alive(const struct tlsobs *t, const struct pid_ent *e)
+{
+	(void)t;
+	return kill((pid_t)e->pid, 0) == 0 || errno == EPERM;
 }
 
 /* The process's executable (cached per pid; an exec resets it), or its comm. */
@@ -268,8 +341,10 @@ static void walk_cgroup(struct tlsobs *t, int dirfd, uint32_t wl_id, int depth)
 
 	if (!f && fd >= 0)
 		close(fd);
-	while (f && fscanf(f, "%u", &pid) == 1)
+	while (f && fscanf(f, "%u", &pid) == 1) {
 		pid_seen(t, pid, wl_id);
+		pid_get(t, pid)->walk = t->walk;
+	}
 	if (f)
 		fclose(f);
 	if (depth >= WALK_DEPTH || !(dir = fdopendir(dirfd))) {
@@ -292,9 +367,11 @@ static void walk_workloads(struct tlsobs *t)
 {
 	const struct policy *p = t->d->pol;
 	char path[PATH_MAX];
+	size_t listed = 0;
 	int fd;
 
 	t->walked_ms = loop_now_ms(t->d->loop);
+	t->walk++;
 	for (size_t i = 0; i < p->nworkloads; i++) {
 		snprintf(path, sizeof(path), "%s%s", kernel_cgroup_root(t->d->kern),
 			 p->workloads[i].cgroup);
@@ -302,6 +379,11 @@ static void walk_workloads(struct tlsobs *t)
 		if (fd >= 0)
 			walk_cgroup(t, fd, t->d->wls[i].id, 0);
 	}
+	/* what it did not list has exited or left: a pid seen again is a process anew */
+	for (size_t i = 0; i < t->cap; i++)
+		listed += t->pids[i].pid && listed_by_last_walk(t, &t->pids[i]);
+	if (listed < t->npids)
+		pid_rebuild(t, t->cap, listed_by_last_walk);
 }
 
 int tlsobs_start(struct tlsobs *t)
@@ -356,6 +438,10 @@ void tlsobs_tick(struct tlsobs *t)
 	/* cgroups created or enrolled since, processes whose move was missed: found here */
 	if (t->per_process && now - t->walked_ms >= WALK_MS)
 		walk_workloads(t);
+	if (!t->per_process && t->cap && now - t->swept_ms >= SWEEP_MS) {
+		t->swept_ms = now;
+		pid_rebuild(t, t->cap, alive);
+	}
 
 	for (size_t i = 0; i < t->nq;) {
 		struct rescan *q = &t->q[i];

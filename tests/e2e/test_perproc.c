@@ -410,3 +410,32 @@ Test(perproc, an_attach_that_failed_is_retried)
 	cr_expect_eq(ly_tls_helper_pid(&w.d), helper, "the attach helper was replaced");
 	tlsfix_ca_free(w.ca);
 }
+
+/*
+ * More processes than the first size of lanyardd's pid table (1024): each is asked of the
+ * helper until it is probed, and then never again while it lives, walk after walk (a
+ * direct-mapped cache asked again for every pid that shared a slot, every 2 s).
+ */
+Test(perproc, a_probed_process_is_not_asked_for_again, .timeout = 150)
+{
+	long long n = -1, prev = -2;
+	struct world w;
+	pid_t pid;
+
+	world_init(&w);
+	daemon_start(&w, "process");
+	pid = ly_client_spawn("many", w.obs, "idle_children.py", "1100", NULL);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(h_wait_output(pid, "ready", 60000), 0, "the children did not start");
+	/* until a whole walk asks nothing more (the helper takes 64 requests at a time) */
+	for (int waited = 0; waited < 90000 && (n != prev || n < 1100); waited += 2500) {
+		prev = n;
+		usleep(2500 * 1000);
+		n = ly_metric(&w.d, "tls_attach_requests");
+	}
+	cr_assert_geq(n, 1100, "only %lld attach requests for 1101 processes", n);
+	cr_assert_eq(n, prev, "still asking after 90 s: %lld, then %lld", prev, n);
+	usleep(4500 * 1000);	/* two more walks */
+	cr_expect_eq(ly_metric(&w.d, "tls_attach_requests"), n, "probed processes asked again");
+	tlsfix_ca_free(w.ca);
+}

@@ -140,7 +140,7 @@ $(TEST_OUT)/e2e/%: tests/e2e/%.c $(TLIB_SRCS) $(wildcard tests/lib/*.h) $(LIB)
 # Clients of the discovery tests: OpenSSL linked statically (must map no libssl.so), and an
 # HTTPS client on Go's crypto/tls (standard library only, built offline under build/go).
 TOOL_OUT   := $(TEST_OUT)/tools
-TEST_TOOLS := $(TOOL_OUT)/ly-static-tls $(TOOL_OUT)/ly-go-tls
+TEST_TOOLS := $(TOOL_OUT)/ly-static-tls $(TOOL_OUT)/ly-go-tls $(TOOL_OUT)/ly-send-ways
 GO_ENV     := GOCACHE=$(abspath $(OUTPUT))/go/cache GOPATH=$(abspath $(OUTPUT))/go/path \
               GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0
 
@@ -148,6 +148,12 @@ $(TOOL_OUT)/ly-static-tls: tests/tools/static_tls.c | $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(TOOL_OUT)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -lpthread -ldl -o $@
+
+# A plain HTTP request sent with write, sendmmsg or io_uring (what the send hook sees of each).
+$(TOOL_OUT)/ly-send-ways: tests/tools/send_ways.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(TOOL_OUT)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -luring -o $@
 
 $(TOOL_OUT)/ly-go-tls: $(wildcard tests/tools/go_tls/*.go) | $(DEPS_STAMP)
 	$(call msg,GO,$@)

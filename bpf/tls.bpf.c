@@ -35,6 +35,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define LY_DATA_RINGBUF_BYTES		(1024 * 1024)
 #define LY_TS_COMPAT			0x0002	/* x86 thread_info.status: 32-bit syscall */
 #define LY_PSR_MODE32_BIT		0x10	/* arm64 pstate: AArch32 task */
+#define LY_PF_IO_WORKER			0x00000010	/* task->flags: an io_uring io-wq worker */
+#define LY_UNSEEN_EVERY_NS		(60ULL * 1000000000ULL)	/* LY_EV_UNSEEN per process */
+#define LY_UNSEEN_PROCS			1024
 
 /* A thread inside SSL_write / SSL_write_ex / gnutls_record_send. */
 struct tls_inflight {
@@ -640,6 +643,30 @@ int BPF_KRETPROBE(ly_tls_wret)
 	return write_return();
 }
 
+/*
+ * A new program (LY_EV_EXEC), process (LY_EV_FORK), arrival (LY_EV_MOVE) or unseen send
+ * (LY_EV_UNSEEN, flags: how) in workload w's cgroup cgid: the process of task.
+ */
+static __always_inline void proc_event(__u16 type, __u32 flags, struct task_struct *task,
+				       __u64 cgid, const struct ly_workload *w)
+{
+	struct ly_event_exec *ev = bpf_ringbuf_reserve(&data_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		stat_inc(LY_STAT_RINGBUF_FULL);
+		return;
+	}
+	ev->hdr.type = type;
+	ev->hdr.len = sizeof(*ev);
+	ev->hdr.flags = flags;
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->cgroup_id = cgid;
+	ev->pid = BPF_CORE_READ(task, tgid);
+	ev->workload_id = w->workload_id;
+	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
+	bpf_ringbuf_submit(ev, 0);
+}
+
 /* --- sends ---------------------------------------------------------------------------- */
 
 /*
@@ -663,12 +690,16 @@ int BPF_KRETPROBE(ly_tls_wret)
 #define LY_NR_WRITEV	20
 #define LY_NR_SENDTO	44
 #define LY_NR_SENDMSG	46
+#define LY_NR_SENDMMSG	307
+#define LY_NR_IO_URING_ENTER	426
 #define LY_REGS_NR(r)	BPF_CORE_READ(r, orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define LY_NR_WRITE	64
 #define LY_NR_WRITEV	66
 #define LY_NR_SENDTO	206
 #define LY_NR_SENDMSG	211
+#define LY_NR_SENDMMSG	269
+#define LY_NR_IO_URING_ENTER	426
 #define LY_REGS_NR(r)	BPF_CORE_READ(r, syscallno)
 #else
 #error "syscall numbers for this architecture"
@@ -827,6 +858,46 @@ static __always_inline int send_args_for(struct sock *sk, struct send_args *a)
 	return a->fd;
 }
 
+/* When each process last reported an unseen send (LY_EV_UNSEEN). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LY_UNSEEN_PROCS);
+	__type(key, __u32);		/* tgid */
+	__type(value, __u64);		/* bpf_ktime_get_ns() */
+} unseen_at SEC(".maps");
+
+/*
+ * A send of observed workload w on sk whose bytes cannot be found: the syscall is not a
+ * write-family one, or its fd is not this socket.  io_uring (inline in io_uring_enter, or
+ * on an io-wq worker of the process) and sendmmsg are reported, so that discovery lists
+ * the process rather than silently missing what it sends.  The rest is not a request
+ * head: sendfile and splice carry bodies, and a kernel socket may send inside any call.
+ */
+static __always_inline void send_unseen(const struct ly_workload *w, struct sock *sk)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, how;
+	__u64 now = bpf_ktime_get_ns(), *last;
+	long id = LY_REGS_NR(regs);
+	struct sock_info si;
+
+	if (t->flags & LY_PF_IO_WORKER || id == LY_NR_IO_URING_ENTER)
+		how = LY_UNSEEN_IO_URING;
+	else if (id == LY_NR_SENDMMSG)
+		how = LY_UNSEEN_SENDMMSG;
+	else
+		return;
+	if (task_compat(regs) || sock_info_of(sk, &si) < 0 || sock_is_daemons(&si))
+		return;
+	stat_inc(LY_STAT_SEND_UNSEEN);
+	last = bpf_map_lookup_elem(&unseen_at, &tgid);
+	if (last && now - *last < LY_UNSEEN_EVERY_NS)
+		return;
+	bpf_map_update_elem(&unseen_at, &tgid, &now, BPF_ANY);
+	proc_event(LY_EV_UNSEEN, how, t, bpf_get_current_cgroup_id(), w);
+}
+
 /* sock_send_length(struct sock *sk, int ret, int flags), in the sender's context. */
 SEC("raw_tracepoint/sock_send_length")
 int ly_sock_send(struct bpf_raw_tracepoint_args *ctx)
@@ -843,8 +914,12 @@ int ly_sock_send(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	/* only bytes sent: a write that failed (EAGAIN) is seen again when it is retried */
-	if (ret <= 0 || !plain_watched(&w) || send_args_for(sk, &a) < 0)
+	if (ret <= 0 || !plain_watched(&w))
 		return 0;
+	if (send_args_for(sk, &a) < 0) {
+		send_unseen(&w, sk);
+		return 0;
+	}
 	if (a.len > (__u64)ret)
 		a.len = ret;
 	plain_emit(&w, sk, &a);
@@ -879,30 +954,6 @@ int ly_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 /* --- exec and fork --------------------------------------------------------------------- */
 
-/*
- * A new program (LY_EV_EXEC), process (LY_EV_FORK) or arrival (LY_EV_MOVE) in workload w's
- * cgroup cgid: the process of task.
- */
-static __always_inline void proc_event(__u16 type, struct task_struct *task, __u64 cgid,
-				       const struct ly_workload *w)
-{
-	struct ly_event_exec *ev = bpf_ringbuf_reserve(&data_events, sizeof(*ev), 0);
-
-	if (!ev) {
-		stat_inc(LY_STAT_RINGBUF_FULL);
-		return;
-	}
-	ev->hdr.type = type;
-	ev->hdr.len = sizeof(*ev);
-	ev->hdr.flags = 0;
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->cgroup_id = cgid;
-	ev->pid = BPF_CORE_READ(task, tgid);
-	ev->workload_id = w->workload_id;
-	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
-	bpf_ringbuf_submit(ev, 0);
-}
-
 SEC("raw_tracepoint/sched_process_exec")
 int ly_exec(void *ctx)
 {
@@ -911,7 +962,7 @@ int ly_exec(void *ctx)
 	if (!task_watched(&w))
 		return 0;
 	stat_inc(LY_STAT_EXEC);
-	proc_event(LY_EV_EXEC, (struct task_struct *)bpf_get_current_task(),
+	proc_event(LY_EV_EXEC, 0, (struct task_struct *)bpf_get_current_task(),
 		   bpf_get_current_cgroup_id(), &w);
 	return 0;
 }
@@ -931,7 +982,7 @@ int ly_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid) || !task_watched(&w))
 		return 0;
 	stat_inc(LY_STAT_FORK);
-	proc_event(LY_EV_FORK, child, bpf_get_current_cgroup_id(), &w);
+	proc_event(LY_EV_FORK, 0, child, bpf_get_current_cgroup_id(), &w);
 	return 0;
 }
 
@@ -967,6 +1018,6 @@ int ly_cgroup_move(struct bpf_raw_tracepoint_args *ctx)
 	if (!w || !(w->flags & (LY_WL_ENFORCE | LY_WL_OBSERVE)))
 		return 0;
 	stat_inc(LY_STAT_MOVE);
-	proc_event(LY_EV_MOVE, task, cgid, w);
+	proc_event(LY_EV_MOVE, 0, task, cgid, w);
 	return 0;
 }

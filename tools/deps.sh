@@ -11,7 +11,7 @@ clang llvm make gcc pkg-config
 libbpf-dev bpftool libelf-dev zlib1g-dev
 libssl-dev openssl ca-certificates
 libyaml-dev libjansson-dev libcurl4-openssl-dev
-libcriterion-dev
+libcriterion-dev liburing-dev
 curl wget python3 python3-jwt python3-cryptography gnutls-bin golang-go
 iproute2 procps psmisc
 nginx haproxy wrk

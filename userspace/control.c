@@ -69,6 +69,7 @@ static const char *stat_names[LY_STAT_MAX] = {
 	[LY_STAT_DATA_READ_FAIL] = "data_read_fail",
 	[LY_STAT_FORK] = "fork",
 	[LY_STAT_MOVE] = "move",
+	[LY_STAT_SEND_UNSEEN] = "send_unseen",
 };
 
 static json_t *error_reply(const char *msg)

@@ -42,7 +42,7 @@
 
 #define DISCOVER_MAX_ROWS	4096	/* inventory rows; more are counted in "dropped" */
 #define DISCOVER_HASH_SLOTS	8192	/* power of two, twice the rows: short probes */
-#define DISCOVER_MAX_UNOBS	1024	/* unobservable (workload, exe) pairs */
+#define DISCOVER_MAX_UNOBS	1024	/* unobservable (workload, exe, stack) rows */
 #define DISCOVER_MAX_CREDS	16	/* credentials taken from one head */
 #define DISCOVER_STR_MAX	255	/* stored strings (exe, destination, iss) cut here */
 #define DISCOVER_JWT_PART_MAX	2048	/* base64url chars of a JWT header or payload */
@@ -1108,7 +1108,7 @@ void discover_note_unobservable(struct discover *ds, const char *workload, uint3
 				const char *exe, const char *stack, const char *reason,
 				int64_t now_s)
 {
-	char cwl[DISCOVER_STR_MAX + 1], cexe[DISCOVER_STR_MAX + 1];
+	char cwl[DISCOVER_STR_MAX + 1], cexe[DISCOVER_STR_MAX + 1], cstack[DISCOVER_STR_MAX + 1];
 	struct dunobs *u;
 
 	if (!ds)
@@ -1116,9 +1116,11 @@ void discover_note_unobservable(struct discover *ds, const char *workload, uint3
 	/* rows keep cleaned strings: compare cleaned ones (a non-ASCII exe is escaped) */
 	clean_into(cwl, workload, workload ? strlen(workload) : 0);
 	clean_into(cexe, exe, exe ? strlen(exe) : 0);
+	clean_into(cstack, stack, stack ? strlen(stack) : 0);
 	for (size_t i = 0; i < ds->nunobs; i++) {
 		u = &ds->unobs[i];
-		if (!strcmp(u->workload, cwl) && !strcmp(u->exe, cexe)) {
+		if (!strcmp(u->workload, cwl) && !strcmp(u->exe, cexe) &&
+		    !strcmp(u->stack, cstack)) {
 			u->pid = pid;
 			if (now_s > u->last)
 				u->last = now_s;

@@ -98,7 +98,8 @@ int discover_observe(struct discover *ds, const struct discover_obs *o, int64_t 
 
 /*
  * A process whose TLS stack uprobes cannot observe (Go crypto/tls, Java,
- * rustls...): listed once per (workload, exe), audited as tls.unobservable.
+ * rustls...), or whose sends cannot be read (io_uring, sendmmsg): listed once per
+ * (workload, exe, stack), audited as tls.unobservable.
  */
 void discover_note_unobservable(struct discover *ds, const char *workload, uint32_t pid,
 				const char *exe, const char *stack, const char *reason,

@@ -485,6 +485,35 @@ static void on_move(struct tlsobs *t, const struct ly_event_exec *ev)
 	pid_seen(t, ev->pid, ev->workload_id);
 }
 
+/*
+ * An observed process sends in a way whose bytes the send hook cannot read: listed as
+ * unobservable, never silently missed.
+ */
+static void on_unseen(struct tlsobs *t, const struct ly_event_exec *ev)
+{
+	char comm[LY_COMM_LEN + 1];
+	const char *how, *why;
+
+	switch (ev->hdr.flags) {
+	case LY_UNSEEN_IO_URING:
+		how = "io_uring";
+		why = "sends through io_uring: their bytes (request heads) cannot be read";
+		break;
+	case LY_UNSEEN_SENDMMSG:
+		how = "sendmmsg";
+		why = "sends with sendmmsg(2): their bytes (request heads) are not read";
+		break;
+	default:
+		return;
+	}
+	memcpy(comm, ev->comm, LY_COMM_LEN);
+	comm[LY_COMM_LEN] = '\0';
+	if (t->d->disc)
+		discover_note_unobservable(t->d->disc, wl_name(t->d, ev->workload_id), ev->pid,
+					   pid_exe(t, ev->pid, comm), how, why,
+					   loop_wall_s(t->d->loop));
+}
+
 static void on_connect(struct tlsobs *t, const struct ly_flow *f)
 {
 	pid_seen(t, f->pid, f->workload_id);
@@ -689,6 +718,10 @@ void tlsobs_on_event(struct tlsobs *t, const struct ly_event_hdr *ev, size_t len
 	case LY_EV_MOVE:
 		if (len >= sizeof(struct ly_event_exec))
 			on_move(t, (const struct ly_event_exec *)ev);
+		break;
+	case LY_EV_UNSEEN:
+		if (len >= sizeof(struct ly_event_exec))
+			on_unseen(t, (const struct ly_event_exec *)ev);
 		break;
 	case LY_EV_CONNECT:
 		if (len >= sizeof(struct ly_event_flow))

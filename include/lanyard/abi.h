@@ -114,6 +114,15 @@ enum ly_event_type {
 	LY_EV_MOVE = 6,		/* a process was moved into an enrolled/observed cgroup
 				 * (per-process probes only); struct ly_event_exec, cgroup_id =
 				 * the destination */
+	LY_EV_UNSEEN = 7,	/* an observed process sent on a TCP socket in a way whose bytes
+				 * cannot be read (hdr.flags: enum ly_unseen); struct
+				 * ly_event_exec; at most once a minute per process */
+};
+
+/* How an LY_EV_UNSEEN send was made. */
+enum ly_unseen {
+	LY_UNSEEN_IO_URING = 1,	/* submitted through io_uring (inline, or an io-wq worker) */
+	LY_UNSEEN_SENDMMSG = 2,	/* sendmmsg(2) */
 };
 
 struct ly_event_hdr {
@@ -235,6 +244,8 @@ enum ly_stat {
 				 * (per-process probes only) */
 	LY_STAT_MOVE,		/* process moved into an enrolled/observed cgroup
 				 * (per-process probes only) */
+	LY_STAT_SEND_UNSEEN,	/* observed process's TCP send through io_uring or sendmmsg:
+				 * its bytes not read */
 	LY_STAT_MAX,
 };
 

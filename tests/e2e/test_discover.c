@@ -747,6 +747,83 @@ Test(discover, go_client_is_listed_unobservable)
 	world_stop(&w);
 }
 
+/* The unobservable entry of process @pid with @stack, waited for; NULL.  New reference. */
+static json_t *wait_unobservable(const struct world *w, pid_t pid, const char *stack)
+{
+	for (int waited = 0; waited < ROW_WAIT_MS; waited += 100) {
+		json_t *inv = inventory(w, NULL), *u;
+		size_t i;
+
+		json_array_foreach(json_object_get(inv, "unobservable"), i, u) {
+			if (num(u, "pid") == pid && !strcmp(str(u, "stack"), stack)) {
+				json_incref(u);
+				json_decref(inv);
+				return u;
+			}
+		}
+		json_decref(inv);
+		usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+/*
+ * Plain HTTP sent another way than a write-family syscall: the send hook cannot read the
+ * bytes of an io_uring send (inline, or on an io-wq worker) nor of a sendmmsg, so the
+ * process is listed as unobservable instead of being silently missed.  The same tool with
+ * write() is read as usual (the control).
+ */
+Test(discover, plain_http_sent_through_io_uring_or_sendmmsg_is_listed_unobservable)
+{
+	static const struct { const char *way, *stack; } ways[] = {
+		{ "uring", "io_uring" }, { "uring-async", "io_uring" }, { "sendmmsg", "sendmmsg" },
+	};
+	const char *exe = tool("ly-send-ways"), *key;
+	struct world w;
+	json_t *row;
+	char *out;
+	pid_t pid;
+
+	world_start(&w);
+	key = secret_value(&w, "ways-write-");
+	cr_assert_eq(h_runl(w.obs, 10000, &out, exe, "write", h_strf("%d", w.plain_port),
+			    "/ways-write", h_strf("X-API-Key: %s", key), NULL), 0, "%s", out);
+	free(out);
+	row = wait_row(&w, fp_of(key), 1);
+	/* the path, or the comm of a process gone before lanyardd read its exe */
+	cr_expect(strstr(str(row, "exe"), "ly-send-ways"), "exe %s", str(row, "exe"));
+	cr_expect_str_eq(str(row, "lib"), "plain");
+	cr_expect_str_eq(str(row, "kind"), "api_key");
+	json_decref(row);
+
+	for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+		const char *path = h_strf("/ways-%s", ways[i].way);
+		json_t *u, *inv;
+
+		key = secret_value(&w, h_strf("ways-%s-", ways[i].way));
+		pid = h_spawnl(ways[i].way, w.obs, exe, ways[i].way, h_strf("%d", w.plain_port),
+			       path, h_strf("X-API-Key: %s", key), NULL);
+		cr_assert_gt(pid, 0);
+		cr_assert_eq(h_wait_exit(pid, 10000), 0, "ly-send-ways %s failed", ways[i].way);
+		cr_assert(h_jsonl_wait(w.plain_log, "target", path, 5000), "%s never arrived", path);
+		u = wait_unobservable(&w, pid, ways[i].stack);
+		cr_assert(u, "%s: the process is not listed as unobservable", ways[i].way);
+		cr_expect_str_eq(str(u, "workload"), "obs");
+		cr_expect(strstr(str(u, "exe"), "ly-send-ways"), "exe %s", str(u, "exe"));
+		cr_expect(str(u, "reason") && *str(u, "reason"));
+		json_decref(u);
+		sentinel(&w);
+		inv = inventory(&w, NULL);
+		cr_expect_null(row_by_fp(inv, fp_of(key)), "%s: its key was read?", ways[i].way);
+		json_decref(inv);
+	}
+	cr_expect_geq(ly_kernel_stat(&w.d, "send_unseen"), 3);
+	cr_expect_eq(h_jsonl_count(w.d.audit, "stack", "io_uring"), 1, "io_uring audited twice");
+	cr_expect_eq(h_jsonl_count(w.d.audit, "stack", "sendmmsg"), 1);
+	expect_no_leak(&w);
+	world_stop(&w);
+}
+
 Test(discover, since_filters_rows_and_audits_first_sight_once)
 {
 	const char *old_key, *new_key;

@@ -593,7 +593,8 @@ static void on_event(void *ctx, const struct ly_event_hdr *ev, size_t len)
 	const struct ly_event_flow *ef = (const struct ly_event_flow *)ev;
 
 	/* the client joining its cgroup is a move, reported to per-process TLS probes */
-	if (ev->type == LY_EV_EXEC || ev->type == LY_EV_FORK || ev->type == LY_EV_MOVE) {
+	if (ev->type == LY_EV_EXEC || ev->type == LY_EV_FORK || ev->type == LY_EV_MOVE ||
+	    ev->type == LY_EV_UNSEEN) {
 		if (len != sizeof(struct ly_event_exec) || ev->len != len)
 			s->bad++;
 		return;

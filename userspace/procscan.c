@@ -73,18 +73,46 @@ static bool is_rustls_sym(const char *name)
 	return name[0] == '_' && name[1] == 'R' && strstr(name, "6rustls");
 }
 
-static void sym_classify(const char *name, unsigned char type, struct procscan_elf *out)
+/*
+ * One walk over a file's symbols, shared by the classification and the offset lookup:
+ * what the caller asks (sym, arg) and what the walk holds and notes on the way.
+ */
+struct elf_walk {
+	/* called on each defined, named symbol; true stops the walk */
+	bool (*sym)(struct elf_walk *w, const char *name, const GElf_Sym *s);
+	void *arg;		/* the caller's, for sym */
+	Elf *elf;		/* the file, while the walk runs */
+	uint64_t size;		/* its size: offsets must be inside it */
+	bool go;		/* has .go.buildinfo or .gopclntab */
+};
+
+/*
+ * The one test of "this file defines function X", for procscan_file's classification as
+ * for procscan_funcs' offsets, so that a file classified as OpenSSL or GnuTLS has its write
+ * function to probe.  The file offset of sym's code, or 0 when a uprobe there would not
+ * probe the function:
+ *  - STT_FUNC only: an STT_GNU_IFUNC symbol's value is its resolver, which runs once when
+ *    the dynamic linker binds the name; the function the callers get is elsewhere;
+ *  - any binding: a local symbol of .symtab (a static binary's, or a library's that links
+ *    OpenSSL in with hidden visibility) is that function's code as much as a global one;
+ *  - inside an executable section (not SHN_ABS, SHN_COMMON or an escaped index) that is
+ *    itself inside the file: the offset is where the kernel puts the breakpoint.
+ */
+static uint64_t elf_func_off(const struct elf_walk *w, const GElf_Sym *sym)
 {
-	if (type == STT_FUNC || type == STT_GNU_IFUNC) {
-		if (!strcmp(name, "SSL_write"))
-			out->libs |= 1u << LY_LIB_OPENSSL;
-		else if (!strcmp(name, "gnutls_record_send"))
-			out->libs |= 1u << LY_LIB_GNUTLS;
-		else if (!strcmp(name, "runtime.main"))
-			out->go = true;
-	}
-	if (!out->rustls && is_rustls_sym(name))
-		out->rustls = true;
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+
+	if (GELF_ST_TYPE(sym->st_info) != STT_FUNC || sym->st_shndx == SHN_UNDEF ||
+	    sym->st_shndx >= SHN_LORESERVE)
+		return 0;
+	scn = elf_getscn(w->elf, sym->st_shndx);
+	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+	    !(sh.sh_flags & SHF_EXECINSTR) || sh.sh_offset > w->size ||
+	    sh.sh_size > w->size - sh.sh_offset || sym->st_value < sh.sh_addr ||
+	    sym->st_value - sh.sh_addr >= sh.sh_size)
+		return 0;
+	return sym->st_value - sh.sh_addr + sh.sh_offset;
 }
 
 /*
@@ -101,62 +129,100 @@ static size_t syms_count(Elf *elf, const GElf_Shdr *sh)
 	return sh->sh_size / ent;
 }
 
-/* Defined symbols only: an importer of SSL_write (libcurl) is not a copy of OpenSSL. */
-static void elf_scan_syms(Elf *elf, Elf_Scn *scn, struct procscan_elf *out)
+/*
+ * w->sym on each symbol of the table scn (NULL: none) until it returns true; true when it
+ * did.  Defined symbols only: an importer of SSL_write (libcurl) is not a copy of OpenSSL.
+ */
+static bool elf_walk_table(struct elf_walk *w, Elf_Scn *scn)
 {
 	Elf_Data *data;
 	GElf_Shdr sh;
 	size_t i, n;
 
 	if (!scn || !gelf_getshdr(scn, &sh))
-		return;
-	n = syms_count(elf, &sh);	/* checked before libelf reads (copies) the table */
+		return false;
+	n = syms_count(w->elf, &sh);	/* checked before libelf reads (copies) the table */
 	data = n ? elf_getdata(scn, NULL) : NULL;
 	if (!data || data->d_size < sh.sh_size)
-		return;
-	/* stop at the first write function: where to attach is known */
-	for (i = 1; i < n && !out->libs; i++) {
+		return false;
+	for (i = 1; i < n; i++) {
 		GElf_Sym sym;
 		const char *name;
 
 		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_name)
 			continue;
-		name = elf_strptr(elf, sh.sh_link, sym.st_name);
-		if (name)
-			sym_classify(name, GELF_ST_TYPE(sym.st_info), out);
+		name = elf_strptr(w->elf, sh.sh_link, sym.st_name);
+		if (name && w->sym(w, name, &sym))
+			return true;
 	}
+	return false;
 }
 
-/*
- * Sections first (the Go ones need no symbol), then .dynsym, then .symtab only when
- * .dynsym did not name a write function: a shared libssl answers from its small .dynsym.
- */
-static int elf_scan(Elf *elf, struct procscan_elf *out)
+/* The first .dynsym and .symtab, and the Go sections.  0, or -ENOEXEC. */
+static int elf_walk_sections(struct elf_walk *w, Elf_Scn **dynsym, Elf_Scn **symtab)
 {
-	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL;
+	Elf_Scn *scn = NULL;
 	size_t shstrndx;
 
-	if (elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx))
+	if (elf_kind(w->elf) != ELF_K_ELF || elf_getshdrstrndx(w->elf, &shstrndx))
 		return -ENOEXEC;
-	while ((scn = elf_nextscn(elf, scn))) {
+	while ((scn = elf_nextscn(w->elf, scn))) {
 		GElf_Shdr sh;
 		const char *name;
 
 		if (!gelf_getshdr(scn, &sh))
 			return -ENOEXEC;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		name = elf_strptr(w->elf, shstrndx, sh.sh_name);
 		/* stripped Go binaries keep these two: the runtime needs them */
 		if (name && (!strcmp(name, ".go.buildinfo") || !strcmp(name, ".gopclntab")))
-			out->go = true;
-		if (sh.sh_type == SHT_DYNSYM && !dynsym)
-			dynsym = scn;
-		else if (sh.sh_type == SHT_SYMTAB && !symtab)
-			symtab = scn;
+			w->go = true;
+		if (sh.sh_type == SHT_DYNSYM && !*dynsym)
+			*dynsym = scn;
+		else if (sh.sh_type == SHT_SYMTAB && !*symtab)
+			*symtab = scn;
 	}
-	elf_scan_syms(elf, dynsym, out);
-	if (!out->libs)
-		elf_scan_syms(elf, symtab, out);
 	return 0;
+}
+
+/*
+ * Read the ELF file fd (st: its fstat) and call w->sym on the symbols of .dynsym, then of
+ * .symtab unless w->sym stopped the walk: a shared library answers from its small .dynsym.
+ * 0, -ENOEXEC (not ELF), -EFBIG over PROCSCAN_FILE_MAX, or -EINVAL (libelf unusable).
+ */
+static int elf_walk(int fd, const struct stat *st, struct elf_walk *w)
+{
+	Elf_Scn *dynsym = NULL, *symtab = NULL;
+	int err;
+
+	w->size = (uint64_t)st->st_size;
+	if (w->size > PROCSCAN_FILE_MAX)
+		return -EFBIG;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	w->elf = elf_begin(fd, ELF_C_READ, NULL);
+	err = w->elf ? elf_walk_sections(w, &dynsym, &symtab) : -ENOEXEC;
+	if (!err && !elf_walk_table(w, dynsym))
+		elf_walk_table(w, symtab);
+	elf_end(w->elf);
+	w->elf = NULL;
+	return err;
+}
+
+/* procscan_file's symbols: the write functions, runtime.main, rustls.  True: stop. */
+static bool sym_classify(struct elf_walk *w, const char *name, const GElf_Sym *sym)
+{
+	struct procscan_elf *out = w->arg;
+
+	if (!strcmp(name, "SSL_write") && elf_func_off(w, sym))
+		out->libs |= 1u << LY_LIB_OPENSSL;
+	else if (!strcmp(name, "gnutls_record_send") && elf_func_off(w, sym))
+		out->libs |= 1u << LY_LIB_GNUTLS;
+	else if (!strcmp(name, "runtime.main") && elf_func_off(w, sym))
+		out->go = true;
+	if (!out->rustls && is_rustls_sym(name))
+		out->rustls = true;
+	/* the first write function tells where to attach: .symtab is not read after it */
+	return out->libs != 0;
 }
 
 static struct cache_ent *cache_slot(const struct stat *st)
@@ -189,7 +255,7 @@ static bool cache_is(const struct cache_ent *e, const struct stat *st)
 static int fd_classify(int fd, const struct stat *st, struct procscan_elf *out)
 {
 	struct cache_ent *e = cache_slot(st);
-	Elf *elf;
+	struct elf_walk w = { .sym = sym_classify, .arg = out };
 	int err;
 
 	if (cache_is(e, st)) {
@@ -198,108 +264,52 @@ static int fd_classify(int fd, const struct stat *st, struct procscan_elf *out)
 		return e->rc;
 	}
 	cache_misses++;
-	if ((uint64_t)st->st_size > PROCSCAN_FILE_MAX)
-		return -EFBIG;		/* not cached: says nothing about the bytes */
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
-	err = elf ? elf_scan(elf, out) : -ENOEXEC;
-	elf_end(elf);
+	err = elf_walk(fd, st, &w);
+	if (err && err != -ENOEXEC)
+		return err;	/* not cached: -EFBIG or -EINVAL says nothing about the bytes */
+	out->go |= !err && w.go;
 	*e = (struct cache_ent){ .rc = err, .elf = *out, .used = true };
 	procscan_key(st, &e->key);
 	return err;
 }
 
-/*
- * Where a function symbol's code is in the file (size bytes): 0 unless it is inside an
- * executable section that is itself inside the file.
- */
-static uint64_t sym_file_off(Elf *elf, const GElf_Sym *sym, uint64_t size)
+/* What procscan_funcs looks for, and the offsets found so far. */
+struct funcs_find {
+	const char *const *names;
+	uint64_t *off;
+	size_t n, found;
+};
+
+/* A function of names not found yet takes sym's offset.  True: all are found. */
+static bool sym_find(struct elf_walk *w, const char *name, const GElf_Sym *sym)
 {
-	Elf_Scn *scn = elf_getscn(elf, sym->st_shndx);
-	GElf_Shdr sh;
+	struct funcs_find *q = w->arg;
+	size_t j;
 
-	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
-	    !(sh.sh_flags & SHF_EXECINSTR) || sh.sh_offset > size ||
-	    sh.sh_size > size - sh.sh_offset || sym->st_value < sh.sh_addr ||
-	    sym->st_value - sh.sh_addr >= sh.sh_size)
-		return 0;
-	return sym->st_value - sh.sh_addr + sh.sh_offset;
-}
-
-/*
- * The defined functions of one symbol table that are in names and not found yet, at an
- * offset inside the file (size bytes).
- */
-static size_t elf_find_funcs(Elf *elf, Elf_Scn *scn, const char *const names[], size_t n,
-			     uint64_t size, uint64_t off[])
-{
-	size_t i, j, cnt, found = 0;
-	Elf_Data *data;
-	GElf_Shdr sh;
-
-	if (!scn || !gelf_getshdr(scn, &sh))
-		return 0;
-	cnt = syms_count(elf, &sh);
-	data = cnt ? elf_getdata(scn, NULL) : NULL;
-	if (!data || data->d_size < sh.sh_size)
-		return 0;
-	for (i = 1; i < cnt; i++) {
-		GElf_Sym sym;
-		const char *name;
-
-		if (!gelf_getsym(data, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
-		    sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || !sym.st_name ||
-		    GELF_ST_BIND(sym.st_info) == STB_LOCAL)
+	for (j = 0; j < q->n; j++) {
+		if (q->off[j] || strcmp(name, q->names[j]))
 			continue;
-		name = elf_strptr(elf, sh.sh_link, sym.st_name);
-		for (j = 0; name && j < n; j++) {
-			if (off[j] || strcmp(name, names[j]))
-				continue;
-			off[j] = sym_file_off(elf, &sym, size);
-			found += off[j] != 0;
-			break;
-		}
+		q->off[j] = elf_func_off(w, sym);
+		q->found += q->off[j] != 0;
+		break;
 	}
-	return found;
+	return q->found == q->n;
 }
 
 int procscan_funcs(int fd, const char *const names[], size_t n, uint64_t off[])
 {
-	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL;
-	size_t found = 0;
+	struct funcs_find q = { .names = names, .off = off, .n = n };
+	struct elf_walk w = { .sym = sym_find, .arg = &q };
 	struct stat st;
-	Elf *elf;
+	int err;
 
 	memset(off, 0, n * sizeof(off[0]));
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -ENOEXEC;
-	if ((uint64_t)st.st_size > PROCSCAN_FILE_MAX)
-		return -EFBIG;
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF) {
-		elf_end(elf);
-		return -ENOEXEC;
-	}
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-
-		if (!gelf_getshdr(scn, &sh))
-			break;
-		if (sh.sh_type == SHT_DYNSYM && !dynsym)
-			dynsym = scn;
-		else if (sh.sh_type == SHT_SYMTAB && !symtab)
-			symtab = scn;
-	}
-	found = elf_find_funcs(elf, dynsym, names, n, (uint64_t)st.st_size, off);
-	if (found < n)
-		found += elf_find_funcs(elf, symtab, names, n, (uint64_t)st.st_size, off);
-	elf_end(elf);
-	return (int)found;
+	err = elf_walk(fd, &st, &w);
+	return err ? err : (int)q.found;
 }
 
 /*

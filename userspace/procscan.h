@@ -41,7 +41,8 @@ struct procscan_result {
 /* What one ELF file holds (procscan_file). */
 struct procscan_elf {
 	unsigned libs;		/* LY_LIB_OPENSSL: defines SSL_write; LY_LIB_GNUTLS: defines
-				   gnutls_record_send (in .dynsym or .symtab) */
+				   gnutls_record_send (in .dynsym or .symtab, as
+				   procscan_funcs finds functions) */
 	bool go;		/* a Go program or c-shared library (.go.buildinfo, runtime.main) */
 	bool rustls;		/* defines symbols of the rustls crate */
 	bool jvm;		/* is libjvm.so (by file name) */
@@ -61,9 +62,12 @@ void procscan_key(const struct stat *st, struct procscan_key *key);
 
 /*
  * The file offsets (what a uprobe is placed at) of the functions named in names[n], from
- * the global and weak STT_FUNC symbols of .dynsym, then .symtab; 0 for a function the
- * file does not define in an executable section, inside the file.  pread()s fd (ELF_C_READ, never mapped), with the limits of
- * procscan_file.  The number found, or -errno (-ENOEXEC: not ELF).
+ * the STT_FUNC symbols of .dynsym, then .symtab, of any binding (a static binary's local
+ * functions count; an STT_GNU_IFUNC symbol does not: its value is the resolver); 0 for a
+ * function the file does not define in an executable section, inside the file.  The same
+ * test as procscan_file's: a file classified as OpenSSL has an SSL_write offset here.
+ * pread()s fd (ELF_C_READ, never mapped), with the limits of procscan_file.  The number
+ * found, or -errno (-ENOEXEC: not ELF, -EFBIG over 512 MiB).
  */
 int procscan_funcs(int fd, const char *const names[], size_t n, uint64_t off[]);
 

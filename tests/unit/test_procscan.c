@@ -108,8 +108,8 @@ static int run(char *const argv[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* A shared library defining one function @sym, compiled with cc into @dir/@name. */
-static const char *build_lib(const char *dir, const char *name, const char *sym)
+/* A shared library compiled with cc from the C source @code into @dir/@name. */
+static const char *build_so(const char *dir, const char *name, const char *code)
 {
 	static char so[PATH_MAX];
 	char src[PATH_MAX], *const argv[] = { "cc", "-shared", "-fPIC", "-o", so, src, NULL };
@@ -119,10 +119,20 @@ static const char *build_lib(const char *dir, const char *name, const char *sym)
 	snprintf(so, sizeof(so), "%s/%s", dir, name);
 	f = fopen(src, "w");
 	cr_assert_not_null(f);
-	fprintf(f, "int %s(int x);\nint %s(int x) { return x + 1; }\n", sym, sym);
+	fputs(code, f);
 	fclose(f);
 	cr_assert_eq(run(argv), 0, "cc could not build %s", so);
 	return so;
+}
+
+/* A shared library defining one function @sym, compiled with cc into @dir/@name. */
+static const char *build_lib(const char *dir, const char *name, const char *sym)
+{
+	char code[512];
+
+	snprintf(code, sizeof(code), "int %s(int x);\nint %s(int x) { return x + 1; }\n", sym,
+		 sym);
+	return build_so(dir, name, code);
 }
 
 static char *make_tmpdir(void)
@@ -380,6 +390,93 @@ Test(procscan, malformed_symbol_tables_are_not_read)
 		cr_expect_eq(offsets_found(path), 0, "%s: an offset was read", cases[i].why);
 	}
 	rm_tree(dir);
+}
+
+/*
+ * procscan_file says a file defines SSL_write exactly when procscan_funcs has an offset to
+ * probe for it: one test of "defines function X" for both.
+ */
+Test(procscan, classification_and_offsets_agree_on_ssl_write)
+{
+	static const struct {
+		const char *code;
+		unsigned libs;
+		const char *why;
+	} cases[] = {
+		/* DEFINED */
+		{ "int SSL_write(int x) { return x + 1; }\n", OPENSSL, "a global function" },
+		{ "__attribute__((weak)) int SSL_write(int x) { return x + 1; }\n", OPENSSL,
+		  "a weak function" },
+		{ "__attribute__((used)) static int SSL_write(int x) { return x + 1; }\n",
+		  OPENSSL, "a local function, in .symtab only" },
+		/* NOT A PLACE TO PROBE */
+		{ "static int impl(int x) { return x + 1; }\n"
+		  "static int (*pick(void))(int) { return impl; }\n"
+		  "int SSL_write(int x) __attribute__((ifunc(\"pick\")));\n", 0,
+		  "an IFUNC: its value is the resolver" },
+		{ "__asm__(\".pushsection .rodata\\n.globl SSL_write\\n"
+		  ".type SSL_write, %function\\nSSL_write: .byte 0\\n.popsection\\n\");\n", 0,
+		  "a function symbol in a section that is not executable" },
+		{ "__asm__(\".pushsection .bss\\n.globl SSL_write\\n"
+		  ".type SSL_write, %function\\nSSL_write: .zero 1\\n.popsection\\n\");\n", 0,
+		  "a function symbol in .bss: no bytes in the file" },
+		{ "__asm__(\".globl SSL_write\\n.type SSL_write, %function\\n"
+		  ".set SSL_write, 0x1000\\n\");\n", 0, "an absolute function symbol" },
+		{ "int SSL_write = 1;\n", 0, "a variable" },
+	};
+	char *dir = make_tmpdir(), name[32];
+	struct procscan_elf e;
+	const char *so;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(name, sizeof(name), "libcase%zu.so", i);
+		so = build_so(dir, name, cases[i].code);
+		cr_expect_eq(procscan_file(so, &e), 0, "%s", cases[i].why);
+		cr_expect_eq(e.libs, cases[i].libs, "%s: classified %#x", cases[i].why, e.libs);
+		cr_expect_eq(offsets_found(so), cases[i].libs ? 1 : 0, "%s: offsets",
+			     cases[i].why);
+	}
+	rm_tree(dir);
+}
+
+Test(procscan, local_function_offset_is_its_code)
+{
+	static const char *const names[] = { "SSL_write", "ly_alias" };
+	char *dir = make_tmpdir();
+	const char *so = build_so(dir, "liblocal.so",
+				  "static int SSL_write(int x) { return x + 1; }\n"
+				  "int ly_alias(int x) __attribute__((alias(\"SSL_write\")));\n");
+	uint64_t off[2];
+	int fd = open(so, O_RDONLY | O_CLOEXEC);
+
+	/* the local SSL_write of .symtab is where the exported alias's code is */
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(procscan_funcs(fd, names, 2, off), 2);
+	cr_expect(off[0] && off[0] == off[1], "SSL_write at 0x%llx, its alias at 0x%llx",
+		  (unsigned long long)off[0], (unsigned long long)off[1]);
+	close(fd);
+	rm_tree(dir);
+}
+
+Test(procscan, real_files_agree_on_the_write_functions)
+{
+	static const char *const names[] = { "SSL_write", "gnutls_record_send" };
+	const char *paths[] = { LIBDIR "/libssl.so.3", LIBDIR "/libgnutls.so.30",
+				LIBDIR "/libcurl.so.4", "/bin/true", tool_path("ly-static-tls"),
+				NULL };
+	struct procscan_elf e;
+	uint64_t off[2];
+
+	for (size_t i = 0; paths[i]; i++) {
+		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+
+		cr_assert_geq(fd, 0, "%s", paths[i]);
+		cr_assert_geq(procscan_funcs(fd, names, 2, off), 0, "%s", paths[i]);
+		close(fd);
+		cr_assert_eq(procscan_file(paths[i], &e), 0, "%s", paths[i]);
+		cr_expect_eq(!!(e.libs & OPENSSL), !!off[0], "%s: SSL_write", paths[i]);
+		cr_expect_eq(!!(e.libs & GNUTLS), !!off[1], "%s: gnutls_record_send", paths[i]);
+	}
 }
 
 Test(procscan, files_over_the_size_cap_are_skipped)

@@ -3,7 +3,8 @@
 /*
  * libFuzzer driver for userspace/procscan.c: the input is a file a workload maps (an ELF
  * library or executable, or anything else).  Classifying it and finding the probed
- * functions' offsets must answer 0 or -errno, and an offset is inside the file.
+ * functions' offsets must answer 0 or -errno, an offset is inside the file, and the two
+ * agree: a file classified as OpenSSL (GnuTLS) has an SSL_write (gnutls_record_send) offset.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -23,18 +24,20 @@ static const char *const names[] = {
 	"gnutls_record_send",
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
+#define SSL_WRITE	3	/* names[] index */
+#define GNUTLS_SEND	8
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint64_t off[NNAMES];
 	struct procscan_elf e;
 	char path[64];
-	int fd, n, rc;
+	int fd, n, found, rc;
 
 	fd = memfd_create("fuzz_procscan", MFD_CLOEXEC);
 	CHECK(fd >= 0);
 	CHECK(write(fd, data, size) == (ssize_t)size);
-	n = procscan_funcs(fd, names, NNAMES, off);
+	n = found = procscan_funcs(fd, names, NNAMES, off);
 	CHECK(n == -ENOEXEC || (n >= 0 && (size_t)n <= NNAMES));
 	for (size_t i = 0; i < NNAMES; i++) {
 		CHECK(off[i] == 0 || off[i] < size);
@@ -44,8 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* a new inode for each input: the classification cache never answers for another */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	rc = procscan_file(path, &e);
-	CHECK(rc == 0 || rc == -ENOEXEC);
+	CHECK(rc == (found < 0 ? found : 0));
 	CHECK(!(e.libs & ~((1u << LY_LIB_OPENSSL) | (1u << LY_LIB_GNUTLS))));
+	/* one test of "defines": the classifier stops at the first write function it sees */
+	CHECK(!(e.libs & (1u << LY_LIB_OPENSSL)) || off[SSL_WRITE]);
+	CHECK(!(e.libs & (1u << LY_LIB_GNUTLS)) || off[GNUTLS_SEND]);
+	CHECK(e.libs || (!off[SSL_WRITE] && !off[GNUTLS_SEND]));
 	close(fd);
 	return 0;
 }

@@ -95,6 +95,7 @@ static char *metrics_text(const struct daemon *d)
 	metric(f, "lanyard_requests_total", "", m->requests);
 	metric(f, "lanyard_credential_injected_total", "", m->injected);
 	metric(f, "lanyard_credential_failed_total", "{reason=\"unavailable\"}", m->cred_failed);
+	metric(f, "lanyard_credential_waits_total", "", m->cred_waits);
 	metric(f, "lanyard_credential_failed_total", "{reason=\"no_route\"}", m->no_route);
 	metric(f, "lanyard_credential_failed_total", "{reason=\"revoked\"}", m->revoked);
 	metric(f, "lanyard_request_rejected_total", "{reason=\"bad_request\"}", m->bad_request);

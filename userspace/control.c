@@ -82,7 +82,7 @@ static json_t *metrics_json(const struct daemon *d)
 	const struct metrics *m = &d->m;
 
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "flow_accepted", (json_int_t)m->flow_accepted,
 			 "flow_rejected", (json_int_t)m->flow_rejected,
 			 "flow_denied", (json_int_t)m->flow_denied,
@@ -90,6 +90,7 @@ static json_t *metrics_json(const struct daemon *d)
 			 "requests", (json_int_t)m->requests,
 			 "injected", (json_int_t)m->injected,
 			 "credential_unavailable", (json_int_t)m->cred_failed,
+			 "credential_waits", (json_int_t)m->cred_waits,
 			 "no_route", (json_int_t)m->no_route,
 			 "revoked", (json_int_t)m->revoked,
 			 "bad_request", (json_int_t)m->bad_request,

@@ -726,6 +726,13 @@ int cred_revoked(const struct policy_route *r)
 	return s && s->revoked;
 }
 
+int cred_pending(const struct policy_route *r)
+{
+	const struct cred_slot *s = r->cred;
+
+	return s && s->job && !s->cur && !s->revoked && !s->why[0];
+}
+
 const char *cred_unavailable_reason(const struct policy_route *r)
 {
 	const struct cred_slot *s = r->cred;

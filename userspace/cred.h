@@ -96,6 +96,12 @@ const struct cred *cred_get_bound(const struct policy_route *r, const struct ca_
  */
 int cred_revoked(const struct policy_route *r);
 
+/*
+ * Is the route's first credential being fetched: none held, the fetch in flight, no
+ * failure since the last success (a request may wait for it)?
+ */
+int cred_pending(const struct policy_route *r);
+
 /* Why cred_get() has nothing for this route: for the 503 (never a token). */
 const char *cred_unavailable_reason(const struct policy_route *r);
 

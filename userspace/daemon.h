@@ -30,6 +30,8 @@ struct metrics {
 	uint64_t requests;		/* lanyard_requests_total */
 	uint64_t injected;		/* lanyard_credential_injected_total */
 	uint64_t cred_failed;		/* lanyard_credential_failed_total{reason="unavailable"} */
+	uint64_t cred_waits;		/* lanyard_credential_waits_total: a request parked
+					 * for its route's first credential */
 	uint64_t no_route;		/* lanyard_credential_failed_total{reason="no_route"} */
 	uint64_t revoked;		/* lanyard_credential_failed_total{reason="revoked"} */
 	uint64_t bad_request;		/* lanyard_request_rejected_total{reason="bad_request"} */

@@ -505,6 +505,16 @@ static void start_ca(struct daemon *d)
 		fatalx("CA: %s", err);
 }
 
+/* A fetch ended: its result installed (or its failure noted), parked requests go on. */
+static void on_fetch_done(struct fetch_job *j, void *arg)
+{
+	struct daemon *d = arg;
+
+	cred_fetch_done(j, d->creds);
+	if (d->proxy)
+		proxy_on_credentials(d->proxy);
+}
+
 static void start_issuer(struct daemon *d)
 {
 	char err[512];
@@ -519,7 +529,7 @@ static void start_issuer(struct daemon *d)
 	if (!d->jwks || !d->creds)
 		fatalx("out of memory");
 	/* fetches queue up now; the workers start once capabilities are dropped */
-	d->fetch = fetcher_new(d->loop, cred_fetch_done, d->creds);
+	d->fetch = fetcher_new(d->loop, on_fetch_done, d);
 	if (!d->fetch)
 		fatalx("fetch workers: %s", strerror(errno));
 	cred_issuer_set_ca(d->creds, d->ca);

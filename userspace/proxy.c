@@ -109,7 +109,8 @@ struct conn {
 		 pt : 1, pth : 1,	/* passthrough flow; its ClientHello awaited */
 		 spliced : 1,		/* passthrough relayed by splice(2), buffers unused */
 		 down_shut : 1,		/* spliced: the client's write side was shut */
-		 c_hup : 1, u_hup : 1;	/* spliced: that side hung up and is no longer watched */
+		 c_hup : 1, u_hup : 1,	/* spliced: that side hung up and is no longer watched */
+		 cred_wait : 1;		/* parked for the route's first credential */
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
 	char err_why[FETCH_WHY_LEN];	/* its reason (a copy: a slot's error may be freed) */
 
@@ -767,6 +768,32 @@ static int conn_revoked(const struct conn *c, const struct policy_route *r)
 	return (c->px->d->wls[c->wi].flags & LY_WL_REVOKED) || cred_revoked(r);
 }
 
+static const struct cred *conn_cred(struct conn *c, const struct policy_route *r, int64_t now);
+
+/*
+ * The route has no credential yet and its first is being fetched (lanyardd just started,
+ * a reload added the route): a complete head waits in c->in, unhandled, until the fetch
+ * ends (proxy_on_credentials) or timeouts.head has passed (proxy_tick: 503).  A source
+ * that is failing answers at once instead.  Returns 1 while parked.
+ */
+static int cred_park(struct conn *c)
+{
+	const struct policy_route *r = conn_route(c);
+
+	if (!r || c->ucert || conn_revoked(c, r) || !cred_pending(r) ||
+	    conn_cred(c, r, loop_wall_s(c->px->d->loop))) {
+		c->cred_wait = 0;
+		return 0;
+	}
+	if (!c->cred_wait) {
+		c->cred_wait = 1;
+		c->head_deadline = head_deadline(c->px);
+		c->px->d->m.cred_waits++;
+	}
+	c->parked = 1;
+	return 1;
+}
+
 /*
  * The credential for the next request.  With a client certificate (x509, or
  * jwt + mtls) the upstream handshake pinned one to the connection
@@ -887,7 +914,7 @@ static void step_head(struct conn *c, int *more)
 			return;
 		}
 	}
-	if (upstream_park(c))
+	if (cred_park(c) || upstream_park(c))
 		return;
 	handle_head(c, &req, (size_t)n);
 	*more = c->rs != RS_ERROR;
@@ -1822,6 +1849,20 @@ void proxy_on_revoke(struct proxy *px)
 	}
 }
 
+void proxy_on_credentials(struct proxy *px)
+{
+	for (struct conn *c = px->live.next, *next; c != &px->live; c = next) {
+		next = c->next;
+		if (c->dead || !c->cred_wait)
+			continue;
+		process_input(c);
+		flush_up(c);
+		flush_down(c);
+		if (!c->dead)
+			conn_update(c);
+	}
+}
+
 void proxy_tick(struct proxy *px)
 {
 	uint64_t now = loop_now_ms(px->d->loop);
@@ -1830,7 +1871,17 @@ void proxy_tick(struct proxy *px)
 		accept_pause(px, 0);	/* try again: descriptors may have been freed */
 	for (struct conn *c = px->live.next, *next; c != &px->live; c = next) {
 		next = c->next;
-		if (c->chs && now >= c->head_deadline) {
+		if (c->cred_wait && now >= c->head_deadline) {
+			const struct policy_route *r = conn_route(c);
+
+			c->cred_wait = c->parked = 0;
+			px->d->m.cred_failed++;
+			conn_reject(c, 503, r ? cred_unavailable_reason(r) : "no credential available");
+			flush_up(c);
+			flush_down(c);
+			if (!c->dead)
+				conn_update(c);
+		} else if (c->chs && now >= c->head_deadline) {
 			client_tls_fail(c, "TLS handshake timed out", NULL);
 		} else if (c->pth && now >= c->head_deadline) {
 			passthrough_deny(c, "no ClientHello in time", NULL);

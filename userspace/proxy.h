@@ -38,6 +38,12 @@ void proxy_free(struct proxy *p);
 /* Timeouts (head, idle): called from a periodic timer. */
 void proxy_tick(struct proxy *p);
 
+/*
+ * A fetch of a credential ended (installed or failed): the requests parked for their
+ * route's first credential go on, with it or with a 503.
+ */
+void proxy_on_credentials(struct proxy *p);
+
 /* After a revocation: close the connections of on_revoke: close routes that it hit. */
 void proxy_on_revoke(struct proxy *p);
 

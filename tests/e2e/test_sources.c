@@ -197,7 +197,8 @@ Test(sources, static_warns_past_max_age)
 /*
  * A helper script: counts its runs in <tmp>/<name>.runs, records its environment and
  * capabilities and its open-file limit, prints a fresh token valid for @life seconds.  @mode: "ok", "fail"
- * (exit 3 with a message on stderr), "junk" (not JSON), "hang" (sleeps in a child).
+ * (exit 3 with a message on stderr), "junk" (not JSON), "hang" (sleeps in a child), "slow"
+ * (the token after 2 s), "slower" (after 5 s).
  */
 static char *helper(const char *name, const char *mode, int life)
 {
@@ -209,6 +210,7 @@ static char *helper(const char *name, const char *mode, int life)
 		"env > %s.env\n"
 		"grep CapEff /proc/self/status > %s.caps\n"
 		"ulimit -n > %s.nofile\n"
+		"case %s in slow) sleep 2 ;; slower) sleep 5 ;; esac\n"
 		"case %s in\n"
 		"fail) echo 'vault: permission denied for role app' >&2; exit 3 ;;\n"
 		"junk) echo 'this is not json' ;;\n"
@@ -218,7 +220,7 @@ static char *helper(const char *name, const char *mode, int life)
 		"\"$n\" \"$now\" $((now + %d)) ;;\n"
 		"esac\n",
 		h_path("%s", name), h_path("%s", name), h_path("%s", name), h_path("%s", name),
-		mode, h_path("%s", name), h_path("%s", name), life), 0);
+		mode, mode, h_path("%s", name), h_path("%s", name), life), 0);
 	return path;
 }
 
@@ -329,6 +331,49 @@ Test(sources, exec_helper_failures_are_a_clear_503_and_recover)
 	cr_expect(h_alive(w.d.pid));
 	free(out);
 	free(log);
+}
+
+/*
+ * Right after start the first token is still being fetched: a request waits for it instead
+ * of getting a 503 (lanyard_credential_waits_total).
+ */
+Test(sources, a_request_waits_for_the_first_credential)
+{
+	char *cmd = helper("h", "slow", 60), *out;
+	struct ly_app w;
+
+	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 10s }", cmd), NULL);
+	out = get(&w, "/first");
+	cr_expect_eq(status_of(out), 200, "the first request: %s", out);
+	free(out);
+	cr_expect(!strncmp(upstream_token(&w, "/first", "Authorization", "Bearer "), "exec-tok-1-",
+			   11), "not the first token");
+	cr_expect_eq(ly_metric(&w.d, "credential_waits"), 1);
+	cr_expect_eq(ly_metric(&w.d, "credential_unavailable"), 0);
+}
+
+/* ... for timeouts.head at most: then the 503, and once the token is in, a 200. */
+Test(sources, a_request_waits_for_the_first_credential_until_the_head_timeout)
+{
+	char *cmd = helper("h", "slower", 60), *out;
+	struct ly_app w;
+
+	memset(&w, 0, sizeof(w));
+	ly_init(&w.d, "lanyardd");
+	w.d.policy_extra = "timeouts: { head: 2s }\n";
+	ly_app_start_cred(&w, h_strf("{ type: exec, command: [%s], timeout: 10s }", cmd), NULL);
+	out = get(&w, "/late");
+	cr_expect_eq(status_of(out), 503, "waited past timeouts.head: %s", out);
+	cr_expect(strstr(out, "being fetched"), "%s", out);
+	free(out);
+	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/late"), 0, "/late went upstream");
+	out = get_until(&w, "/then", 200, 10000);
+	cr_expect_eq(status_of(out), 200, "%s", out);
+	free(out);
+	/* each 503 came after a wait (get_until may have waited more than once) */
+	cr_expect_geq(ly_metric(&w.d, "credential_unavailable"), 1);
+	cr_expect_geq(ly_metric(&w.d, "credential_waits"),
+		      ly_metric(&w.d, "credential_unavailable"));
 }
 
 /* --- revocation ------------------------------------------------------------------------- */

@@ -1930,9 +1930,16 @@ static const struct field timeouts_fields[] = {
 	{ "idle", parse_idle_timeout, 0 },
 };
 
+/* idle never shorter than head: a request waiting for its head or a credential is idle */
 static int parse_timeouts(struct pctx *c, const struct ynode *v, void *obj)
 {
-	return WALK(c, v, "timeouts", timeouts_fields, obj);
+	struct policy *p = obj;
+	int err = WALK(c, v, "timeouts", timeouts_fields, obj);
+
+	if (!err && p->idle_timeout_ms < p->head_timeout_ms)
+		return perr(c, v, "idle (%us) must not be shorter than head (%us)",
+			    p->idle_timeout_ms / 1000, p->head_timeout_ms / 1000);
+	return err;
 }
 
 static const struct field policy_fields[] = {

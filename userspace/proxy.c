@@ -1837,6 +1837,8 @@ void proxy_on_revoke(struct proxy *px)
 {
 	struct conn *c, *next;
 
+	/* a request parked for a credential that will not come: its 403 now */
+	proxy_on_credentials(px);
 	for (c = px->live.next; c != &px->live; c = next) {
 		const struct policy_route *r;
 

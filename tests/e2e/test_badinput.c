@@ -133,7 +133,7 @@ Test(badinput, closes_a_flow_idle_for_the_idle_timeout)
 	json_t *ev;
 	char *resp;
 
-	ly_app_start_policy(&a, "timeouts: { idle: 2s }\n", NULL);
+	ly_app_start_policy(&a, "timeouts: { head: 2s, idle: 2s }\n", NULL);
 	/* raw.py reads until EOF, for at most 8 s: lanyardd's close ends it */
 	cr_assert_eq(ly_raw(a.cg, "127.0.0.1", a.up_port, req, strlen(req), 8, &resp, NULL), 0);
 	cr_expect_eq(ly_status_of(resp), 200, "%.200s", resp);
@@ -161,7 +161,7 @@ Test(badinput, closes_a_flow_whose_client_stops_reading)
 	cr_assert(body);
 	memset(body, 'b', 64 * 1024);
 	body[64 * 1024] = '\0';
-	ly_app_start_policy(&a, "timeouts: { idle: 2s }\n", body);
+	ly_app_start_policy(&a, "timeouts: { head: 2s, idle: 2s }\n", body);
 	free(body);
 	f = open_memstream(&req, &len);
 	cr_assert(f);

@@ -376,6 +376,30 @@ Test(sources, a_request_waits_for_the_first_credential_until_the_head_timeout)
 		      ly_metric(&w.d, "credential_unavailable"));
 }
 
+/* A request parked for the first credential gets its 403 at once when the workload is revoked. */
+Test(sources, a_request_waiting_for_a_credential_is_refused_when_revoked)
+{
+	char *cmd = helper("h", "slower", 60), *out, *cli;
+	struct ly_app w;
+	pid_t curl;
+
+	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 10s }", cmd), NULL);
+	curl = h_spawnl("parked", w.cg, "curl", "-s", "-w", " %{http_code}", "--noproxy", "*",
+			url(&w, "/parked"), NULL);
+	cr_assert_gt(curl, 0);
+	for (int waited = 0; ly_metric(&w.d, "credential_waits") < 1 && waited < 3000; waited += 50)
+		usleep(50 * 1000);
+	cr_assert_eq(ly_metric(&w.d, "credential_waits"), 1, "the request did not wait");
+	cr_assert_eq(ly_cli(&w.d, &cli, "revoke", "--workload", "app", NULL), 0, "%s", cli);
+	free(cli);
+	/* well before the token (5 s) or the head timeout (10 s) */
+	cr_assert_eq(h_wait_exit(curl, 1500), 0, "the parked request still waits");
+	out = h_read_file(h_out_path("parked"), NULL);
+	cr_expect_eq(status_of(out), 403, "%s", out);
+	free(out);
+	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/parked"), 0, "/parked went upstream");
+}
+
 /* --- revocation ------------------------------------------------------------------------- */
 
 static double now_s(void)

@@ -1202,7 +1202,7 @@ Test(policy, parses_the_timeouts)
 	cr_expect_eq(p->head_timeout_ms, 10000, "head keeps its default");
 	cr_expect_eq(p->idle_timeout_ms, 86400000);
 	policy_free(p);
-	p = parse_ok(HEAD "timeouts: { head: 300 }\nworkloads: []\n");
+	p = parse_ok(HEAD "timeouts: { head: 300, idle: 300 }\nworkloads: []\n");
 	cr_expect_eq(p->head_timeout_ms, 300000, "a number is seconds");
 	policy_free(p);
 }
@@ -1261,6 +1261,10 @@ ParameterizedTestParameters(policy, rejects_bad_modes_and_routes_on_observe_work
 		  "unknown key \"idel\" in timeouts (expected: head, idle)" },
 		{ HEAD "timeouts: 5s\n" OBS "    mode: observe\n", 2, 11,
 		  "timeouts: expected a mapping" },
+		{ HEAD "timeouts: { idle: 5s }\n" OBS "    mode: observe\n", 2, 11,
+		  "timeouts: idle (5s) must not be shorter than head (10s)" },
+		{ HEAD "timeouts: { head: 30s, idle: 20s }\n" OBS "    mode: observe\n", 2, 11,
+		  "idle (20s) must not be shorter than head (30s)" },
 	};
 	struct bad_case *p = cr_malloc(sizeof(cases));
 

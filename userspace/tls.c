@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,16 +77,20 @@ static int ctx_common(SSL_CTX *ctx)
  * connection that would verify the same identity against the same anchors.
  * Never for a connection that presents a client certificate: a resumed session
  * carries the client identity of the handshake that made it, and that may be
- * another workload's or an expired certificate.
+ * another workload's or an expired certificate.  A TLS 1.3 ticket is used once
+ * (RFC 8446 C.4: a reused ticket links the connections that present it), so a
+ * few are kept per upstream, the newest offered first.
  */
-#define SESS_SLOTS	16
+#define SESS_SLOTS	64
+#define SESS_PER_ID	4		/* tickets (or TLS 1.2 sessions) kept per upstream */
 
 struct sess_cache {
 	struct {
 		char id[CA_HOST_MAX + 8];	/* "name|port" */
-		SSL_SESSION *sess;
+		SSL_SESSION *sess;		/* NULL: a free slot */
+		uint64_t seq;			/* when it came: the oldest goes first */
 	} slot[SESS_SLOTS];
-	unsigned next;			/* round-robin replacement */
+	uint64_t seq;
 };
 
 static int sess_idx = -1;		/* SSL_CTX ex_data index of the struct sess_cache */
@@ -129,13 +135,39 @@ static void sess_id(SSL *ssl, char *id, size_t len)
 		snprintf(id + n, len - n, "|%u", port);
 }
 
-/* The slot for id, or NULL. */
-static SSL_SESSION **sess_find(struct sess_cache *sc, const char *id)
+/*
+ * The newest (@newest) or oldest session cached for id, or NULL; *count: how many are
+ * (may be NULL).
+ */
+static int sess_pick(struct sess_cache *sc, const char *id, bool newest, int *count)
 {
-	for (size_t i = 0; sc && *id && i < SESS_SLOTS; i++)
-		if (sc->slot[i].sess && !strcmp(sc->slot[i].id, id))
-			return &sc->slot[i].sess;
-	return NULL;
+	int pick = -1, n = 0;
+
+	for (int i = 0; sc && *id && i < SESS_SLOTS; i++) {
+		if (!sc->slot[i].sess || strcmp(sc->slot[i].id, id))
+			continue;
+		n++;
+		if (pick < 0 || (newest ? sc->slot[i].seq > sc->slot[pick].seq :
+					  sc->slot[i].seq < sc->slot[pick].seq))
+			pick = i;
+	}
+	if (count)
+		*count = n;
+	return pick;
+}
+
+/* Where a new session goes: a free slot, else the oldest of all. */
+static int sess_free_slot(struct sess_cache *sc)
+{
+	int pick = 0;
+
+	for (int i = 0; i < SESS_SLOTS; i++) {
+		if (!sc->slot[i].sess)
+			return i;
+		if (sc->slot[i].seq < sc->slot[pick].seq)
+			pick = i;
+	}
+	return pick;
 }
 
 /* OpenSSL hands over each new session (TLS 1.3: each ticket) of a verified handshake. */
@@ -143,35 +175,49 @@ static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct sess_cache *sc = sess_cache_of(ssl);
 	char id[CA_HOST_MAX + 8];
-	SSL_SESSION **slot;
+	int i, n;
 
 	if (!sc || SSL_get_certificate(ssl) || SSL_get_verify_result(ssl) != X509_V_OK)
 		return 0;	/* 0: we took no reference */
 	sess_id(ssl, id, sizeof(id));
 	if (!*id)
 		return 0;
-	slot = sess_find(sc, id);
-	if (!slot) {
-		unsigned i = sc->next++ % SESS_SLOTS;
-
-		memcpy(sc->slot[i].id, id, sizeof(id));
-		slot = &sc->slot[i].sess;
-	}
-	SSL_SESSION_free(*slot);
-	*slot = sess;
+	i = sess_pick(sc, id, false, &n);
+	if (n < SESS_PER_ID)
+		i = sess_free_slot(sc);
+	SSL_SESSION_free(sc->slot[i].sess);
+	memcpy(sc->slot[i].id, id, sizeof(id));
+	sc->slot[i].sess = sess;
+	sc->slot[i].seq = ++sc->seq;
 	return 1;
 }
 
-/* Offer the cached session for ssl's identity, if any (before the handshake). */
+/*
+ * Offer the newest session cached for ssl's identity, if any (before the handshake).  A
+ * TLS 1.3 ticket leaves the cache: the next connection presents another, or none.
+ */
 static void sess_offer(SSL *ssl)
 {
+	struct sess_cache *sc = sess_cache_of(ssl);
 	char id[CA_HOST_MAX + 8];
-	SSL_SESSION **slot;
+	SSL_SESSION *s;
+	int i;
 
 	sess_id(ssl, id, sizeof(id));
-	slot = sess_find(sess_cache_of(ssl), id);
-	if (slot && SSL_SESSION_is_resumable(*slot))
-		SSL_set_session(ssl, *slot);
+	while ((i = sess_pick(sc, id, true, NULL)) >= 0) {
+		s = sc->slot[i].sess;
+		if (!SSL_SESSION_is_resumable(s)) {
+			sc->slot[i].sess = NULL;
+			SSL_SESSION_free(s);
+			continue;
+		}
+		SSL_set_session(ssl, s);	/* takes its own reference */
+		if (SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
+			sc->slot[i].sess = NULL;	/* a ticket is presented once */
+			SSL_SESSION_free(s);
+		}
+		return;
+	}
 }
 
 static int client_sess_init(SSL_CTX *ctx)

@@ -1295,10 +1295,14 @@ Test(tls, passthrough_without_descriptors_for_its_pipes_is_refused_cleanly)
  * lanyardd first (its CA is then in state_dir), then ly-upstream requiring a client
  * certificate from that CA; route localhost:<app_port> with tls: originate and @cred (a
  * `credential:` flow mapping).  @client_ca false: the upstream asks for no certificate.
+ * @tickets: ly-upstream's --tls-tickets ("full": tickets after full handshakes only), or NULL.
  */
-static void mtls_start(struct world *w, const char *cred, bool client_ca)
+static void mtls_start_tickets(struct world *w, const char *cred, bool client_ca,
+			       const char *tickets)
 {
 	char *cert = NULL, *key = NULL;
+	const char *extra[9] = { "--tls-cert", NULL, "--tls-key", NULL };
+	int n = 4;
 
 	memset(w, 0, sizeof(*w));
 	h_require_root_bpf();
@@ -1317,10 +1321,25 @@ static void mtls_start(struct world *w, const char *cred, bool client_ca)
 		"        credential: %s\n",
 		w->app_port, tlsfix_ca_cert_path(w->ca), w->up_port, cred)));
 	w->lanyard_ca = h_strf("%s/ca.crt", w->d.state_dir);
-	cr_assert_gt(h_tls_upstream("up", w->up_port, cert, key, client_ca ? w->lanyard_ca : NULL),
-		     0, "ly-upstream");
+	extra[1] = cert;
+	extra[3] = key;
+	if (client_ca) {
+		extra[n++] = "--client-ca";
+		extra[n++] = w->lanyard_ca;
+	}
+	if (tickets) {
+		extra[n++] = "--tls-tickets";
+		extra[n++] = tickets;
+	}
+	cr_assert_gt(h_upstream_args("up", w->up_port, extra), 0, "ly-upstream");
 	w->up_log = h_path("up.jsonl");
 	w->up_raw = h_path("up.raw");
+}
+
+/* The same, the upstream issuing tickets as OpenSSL does by default. */
+static void mtls_start(struct world *w, const char *cred, bool client_ca)
+{
+	mtls_start_tickets(w, cred, client_ca, NULL);
 }
 
 /* curl http://localhost:<app_port>@path from the app (a new connection each time); "ok". */
@@ -1584,6 +1603,42 @@ Test(tls, upstream_sessions_are_resumed_and_every_request_still_gets_a_credentia
 	req = verified_request(&w, "/resume-3", &claims);
 	json_decref(claims);
 	json_decref(req);
+	tlsfix_ca_free(w.ca);
+}
+
+/* The upstream's number of the ticket resumed for @target, 0 if it was not resumed. */
+static long long ticket_of(const struct world *w, const char *target)
+{
+	json_t *req = h_jsonl_wait(w->up_log, "target", target, 5000);
+	long long n;
+
+	cr_assert(req, "the upstream never received %s", target);
+	n = json_integer_value(json_object_get(json_object_get(req, "tls"), "ticket"));
+	json_decref(req);
+	return n;
+}
+
+/*
+ * A TLS 1.3 ticket is presented once (RFC 8446 C.4: a reused ticket links the connections
+ * that present it).  The upstream issues tickets after full handshakes only, two each
+ * (OpenSSL's default): the first connection brings two, the next two resume with one each,
+ * the fourth has none left and makes a full handshake, whose tickets the fifth uses.
+ */
+Test(tls, an_upstream_ticket_is_presented_once)
+{
+	long long t[6];
+	struct world w;
+
+	mtls_start_tickets(&w, "{ type: jwt, audience: " LY_AUD ", ttl: 5m }", false, "full");
+	for (int i = 1; i <= 5; i++) {
+		app_get(&w, h_strf("/ticket-%d", i));
+		t[i] = ticket_of(&w, h_strf("/ticket-%d", i));
+	}
+	cr_expect_eq(t[1], 0, "the first connection resumed");
+	cr_expect(t[2] > 0 && t[3] > 0, "tickets %lld, %lld: not resumed", t[2], t[3]);
+	cr_expect_neq(t[2], t[3], "ticket %lld presented twice", t[2]);
+	cr_expect_eq(t[4], 0, "resumed with ticket %lld: presented again", t[4]);
+	cr_expect(t[5] > 0 && t[5] != t[2] && t[5] != t[3], "the fifth: ticket %lld", t[5]);
 	tlsfix_ca_free(w.ca);
 }
 

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -80,6 +81,7 @@ struct conn {
 	bool hs_done;	     /* handshake complete: application data flows */
 	bool tls_dead;	     /* fatal TLS error: no close_notify (SSL_shutdown(3)) */
 	struct buf tls_json; /* "tls":{...}, -- the same in every log line of the connection */
+	uint64_t ticket;     /* resumed: the number of the ticket the client presented */
 };
 
 static struct {
@@ -91,6 +93,8 @@ static struct {
 	bool stop;
 	const char *tls_cert, *tls_key, *client_ca;
 	int tls_max;	 /* 0, TLS1_2_VERSION or TLS1_3_VERSION */
+	bool tickets_full_only; /* no new ticket on a resumed handshake */
+	uint64_t tickets; /* session tickets issued so far: each carries its number */
 	SSL_CTX *ssl_ctx; /* set: every listener speaks TLS */
 } g = { .epfd = -1, .log_fd = -1, .raw_fd = -1, .body = "ok\n", .next_id = 1 };
 
@@ -99,7 +103,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ly-upstream --listen ADDR:PORT [--listen ...] [--log FILE]\n"
 		   "                   [--raw FILE] [--body TEXT]\n"
 		   "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]\n"
-		   "                    [--tls-max 1.2|1.3]]\n"
+		   "                    [--tls-max 1.2|1.3] [--tls-tickets full]]\n"
 		   "  ADDR is IPv4 (127.0.0.1) or bracketed IPv6 ([::1]).  Every request is\n"
 		   "  answered 200 with TEXT (default \"ok\\n\").\n"
 		   "  --log: one JSON line per request (ts_ms: wall-clock ms when its head\n"
@@ -107,7 +111,9 @@ static void usage(FILE *f)
 		   "  --tls-cert/--tls-key: every listener speaks TLS 1.2+ (cert file: PEM\n"
 		   "  leaf then chain; ALPN http/1.1 when offered); log lines gain \"tls\".\n"
 		   "  --client-ca: require a client certificate that verifies against FILE.\n"
-		   "  A failed handshake prints \"tls handshake failed\" on stderr.\n");
+		   "  A failed handshake prints \"tls handshake failed\" on stderr.  Each session\n"
+		   "  ticket carries its number: a resumed connection logs \"ticket\": N.\n"
+		   "  --tls-tickets full: tickets after full handshakes only, none on resumption.\n");
 }
 
 /* --- buffers ----------------------------------------------------------------------------- */
@@ -467,6 +473,43 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* Number each ticket, so that the log shows which one a client resumed with. */
+static int ticket_gen(SSL *s, void *arg)
+{
+	uint64_t n = ++g.tickets;
+
+	(void)arg;
+	return SSL_SESSION_set1_ticket_appdata(SSL_get0_session(s), &n, sizeof(n));
+}
+
+/* OpenSSL's own answer to each status, and the number of a ticket used. */
+static SSL_TICKET_RETURN ticket_dec(SSL *s, SSL_SESSION *ss, const unsigned char *keyname,
+				    size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+	struct conn *c = SSL_get_app_data(s);
+	void *data = NULL;
+	size_t len = 0;
+
+	(void)keyname, (void)keyname_len, (void)arg;
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		if (c && SSL_SESSION_get0_ticket_appdata(ss, &data, &len) && len == sizeof(c->ticket))
+			memcpy(&c->ticket, data, len);
+		if (g.tickets_full_only) {
+			SSL_set_num_tickets(s, 0);
+			return SSL_TICKET_RETURN_USE;
+		}
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE :
+						      SSL_TICKET_RETURN_USE_RENEW;
+	case SSL_TICKET_EMPTY:
+	case SSL_TICKET_NO_DECRYPT:
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	default:
+		return SSL_TICKET_RETURN_ABORT;
+	}
+}
+
 /* One server context for every listener; fatal problems are reported before the loop. */
 static int tls_setup(void)
 {
@@ -484,6 +527,8 @@ static int tls_setup(void)
 	/* without it a client resuming a session under SSL_VERIFY_PEER fails its handshake */
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (!SSL_CTX_set_session_ticket_cb(ctx, ticket_gen, ticket_dec, NULL))
+		goto fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, g.tls_cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, g.tls_key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1)
@@ -615,6 +660,12 @@ static int tls_describe(struct conn *c)
 	else
 		buf_str(b, "null");
 	buf_str(b, SSL_session_reused(c->ssl) ? ",\"resumed\":true" : ",\"resumed\":false");
+	if (SSL_session_reused(c->ssl) && c->ticket) {
+		char n[32];
+
+		snprintf(n, sizeof(n), ",\"ticket\":%" PRIu64, c->ticket);
+		buf_str(b, n);
+	}
 	buf_str(b, ",\"client_cert\":");
 	if (peer)
 		json_client_cert(b, peer);
@@ -972,7 +1023,8 @@ static void accept_all(struct listener *l)
 		/* a 100 Continue followed by the response must not wait for a delayed ACK */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = c };
-		if (g.ssl_ctx && (!(c->ssl = SSL_new(g.ssl_ctx)) || !SSL_set_fd(c->ssl, fd)))
+		if (g.ssl_ctx && (!(c->ssl = SSL_new(g.ssl_ctx)) || !SSL_set_fd(c->ssl, fd) ||
+				  !SSL_set_app_data(c->ssl, c)))
 			conn_close(c);
 		else if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e))
 			conn_close(c);
@@ -1137,13 +1189,16 @@ static int parse_args(int argc, char **argv, const char **listens, int *nlisten)
 			g.tls_max = TLS1_2_VERSION;
 		else if (!strcmp(a, "--tls-max") && !strcmp(argv[i + 1], "1.3") && ++i)
 			g.tls_max = TLS1_3_VERSION;
+		else if (!strcmp(a, "--tls-tickets") && !strcmp(argv[i + 1], "full") && ++i)
+			g.tickets_full_only = true;
 		else
 			goto bad;
 		if ((!strcmp(a, "--log") && g.log_fd < 0) || (!strcmp(a, "--raw") && g.raw_fd < 0))
 			return -EINVAL;
 	}
 	/* TLS wants a certificate and its key; the other TLS options want both */
-	if (!g.tls_cert != !g.tls_key || ((g.client_ca || g.tls_max) && !g.tls_cert))
+	if (!g.tls_cert != !g.tls_key ||
+	    ((g.client_ca || g.tls_max || g.tickets_full_only) && !g.tls_cert))
 		goto bad;
 	if (*nlisten)
 		return 0;

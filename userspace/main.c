@@ -263,6 +263,9 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	audit_reload(d, NULL);
 	log_info("policy %s loaded (generation %llu, %zu workloads)", d->config_path,
 		 (unsigned long long)d->gen, np->nworkloads);
+	/* a request parked for a route the reload removed or changed: decided now */
+	if (d->proxy)
+		proxy_on_credentials(d->proxy);
 	return 0;
 fail:
 	d->m.reload_failed++;

@@ -110,12 +110,14 @@ struct conn {
 		 spliced : 1,		/* passthrough relayed by splice(2), buffers unused */
 		 down_shut : 1,		/* spliced: the client's write side was shut */
 		 c_hup : 1, u_hup : 1,	/* spliced: that side hung up and is no longer watched */
-		 cred_wait : 1;		/* parked for the route's first credential */
+		 cred_wait : 1,		/* parked for the route's first credential */
+		 u_unwatched : 1;	/* upstream hung up with no room for its bytes: not
+					 * watched (HUP cannot be masked), read as down drains */
 	int err_status;			/* pending error answer (RS_ERROR), 0 if none */
 	char err_why[FETCH_WHY_LEN];	/* its reason (a copy: a slot's error may be freed) */
 
 	uint64_t head_deadline;		/* ms; 0 when no head is in progress */
-	uint64_t last_active;		/* ms */
+	uint64_t last_active;		/* ms: the last byte moved, either way */
 	uint64_t requests;
 	uint64_t bytes_up, bytes_down;
 	int64_t since;
@@ -643,7 +645,14 @@ static void upstream_connected(struct conn *c)
 	c->uconnected = 1;
 }
 
-static void upstream_read(struct conn *c)
+/* Bytes moved on the connection: it is not idle (proxy_tick, timeouts.idle). */
+static void conn_moved(struct conn *c)
+{
+	c->last_active = loop_now_ms(c->px->d->loop);
+}
+
+/* Read what the upstream sent into down.  1 when down has no room left, else 0. */
+static int upstream_read(struct conn *c)
 {
 	size_t need = read_need(c->ussl);
 
@@ -652,7 +661,7 @@ static void upstream_read(struct conn *c)
 		ssize_t n;
 
 		if (buf_reserve(&c->down, need, DOWN_CAP + need - 1) < 0)
-			return;		/* full: wait for the client to drain */
+			return 1;	/* full: wait for the client to drain */
 		space = c->down.cap - c->down.off - c->down.len;
 		n = side_read(c->ufd, c->ussl, &c->u_rdev, c->down.data + c->down.off + c->down.len,
 			      space);
@@ -660,12 +669,13 @@ static void upstream_read(struct conn *c)
 			c->down.len += (size_t)n;
 			c->bytes_down += (uint64_t)n;
 			c->px->d->m.bytes_down += (uint64_t)n;
+			conn_moved(c);
 			if (!c->ussl && (size_t)n < space)
-				return;	/* drained: spare the recv() that would say EAGAIN */
+				return 0;	/* drained: spare the recv() that would say EAGAIN */
 			continue;
 		}
 		if (n == -EAGAIN)
-			return;
+			return 0;
 		/* a cut-off upstream must not look like a clean end to a TLS client */
 		if (n < 0)
 			tls_quiet(c->cssl);
@@ -674,7 +684,26 @@ static void upstream_read(struct conn *c)
 		loop_del(c->px->d->loop, &c->uio);
 		if (c->err_status)
 			queue_error(c, c->err_status, c->err_why);
-		return;
+		return 0;
+	}
+}
+
+/*
+ * An upstream that hung up (EPOLLHUP, EPOLLERR: reported whatever the mask) while down is
+ * full would wake the loop on every turn: it is unwatched until the client has read, and
+ * then read directly (what it sent, then its EOF or error).
+ */
+static void upstream_unwatch(struct conn *c)
+{
+	loop_del(c->px->d->loop, &c->uio);
+	c->u_unwatched = 1;
+}
+
+static void upstream_read_unwatched(struct conn *c)
+{
+	if (c->u_unwatched && !c->upstream_eof && c->down.len < DOWN_CAP && !c->dead) {
+		upstream_read(c);
+		flush_down(c);
 	}
 }
 
@@ -696,6 +725,7 @@ static void flush_up(struct conn *c)
 		c->bytes_up += (uint64_t)n;
 		c->px->d->m.bytes_up += (uint64_t)n;
 		buf_consume(&c->out, (size_t)n);
+		conn_moved(c);
 	}
 	if (c->out.len == 0 && c->out_secret) {
 		/* the credential was copied into out: wipe it once sent */
@@ -720,15 +750,15 @@ static void on_upstream(struct loop *l, struct loop_io *io, uint32_t events)
 		relay_event(c, events, 1);
 		return;
 	}
-	c->last_active = loop_now_ms(c->px->d->loop);
 	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 		upstream_connected(c);
 	else if (c->uhs)
 		upstream_handshake(c);
 	/* u_rdev: EPOLLIN, or EPOLLOUT while a TLS read waits to write */
 	if (c->uconnected && !c->upstream_eof &&
-	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR | c->u_rdev)))
-		upstream_read(c);
+	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR | c->u_rdev)) && upstream_read(c) &&
+	    (events & (EPOLLHUP | EPOLLERR)))
+		upstream_unwatch(c);
 	flush_down(c);
 	if (c->dead)
 		return;
@@ -769,6 +799,14 @@ static int conn_revoked(const struct conn *c, const struct policy_route *r)
 }
 
 static const struct cred *conn_cred(struct conn *c, const struct policy_route *r, int64_t now);
+
+/* Will handle_head() refuse the request whatever the upstream (no route, revoked)? */
+static int head_refused(struct conn *c)
+{
+	const struct policy_route *r = conn_route(c);
+
+	return !r || conn_revoked(c, r);
+}
 
 /*
  * The route has no credential yet and its first is being fetched (lanyardd just started,
@@ -914,7 +952,8 @@ static void step_head(struct conn *c, int *more)
 			return;
 		}
 	}
-	if (cred_park(c) || upstream_park(c))
+	/* no route or revoked: refused by handle_head before any upstream handshake */
+	if (cred_park(c) || (!head_refused(c) && upstream_park(c)))
 		return;
 	handle_head(c, &req, (size_t)n);
 	*more = c->rs != RS_ERROR;
@@ -1022,6 +1061,7 @@ static void client_read(struct conn *c)
 			      space);
 		if (n > 0) {
 			c->in.len += (size_t)n;
+			conn_moved(c);
 			if (!c->cssl && (size_t)n < space)
 				return;
 			continue;
@@ -1049,8 +1089,14 @@ static void flush_down(struct conn *c)
 			return;
 		}
 		buf_consume(&c->down, (size_t)n);
+		conn_moved(c);
 	}
-	/* close once everything for the client is out and nothing more can come */
+	/*
+	 * Close once everything for the client is out and nothing more can come; a request
+	 * parked for its credential is still to be answered, whatever either side did.
+	 */
+	if (c->cred_wait)
+		return;
 	if (c->closing || (c->upstream_eof && !c->err_status) || (c->client_eof && c->ufd < 0))
 		conn_close(c, c->err_why[0] ? c->err_why : "done");
 }
@@ -1457,7 +1503,6 @@ static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 	struct conn *c = io->arg;
 
 	(void)l;
-	c->last_active = loop_now_ms(c->px->d->loop);
 	if (c->spliced) {
 		relay_event(c, events, 0);
 		return;
@@ -1490,6 +1535,7 @@ static void on_client(struct loop *l, struct loop_io *io, uint32_t events)
 	if (c->client_eof && c->rs == RS_HEAD && c->in.len && !c->parked)
 		c->in.len = 0;	/* a partial head at EOF is dropped, never forwarded */
 	flush_down(c);
+	upstream_read_unwatched(c);
 	if (!c->dead)
 		conn_update(c);
 }
@@ -1877,6 +1923,7 @@ void proxy_tick(struct proxy *px)
 			const struct policy_route *r = conn_route(c);
 
 			c->cred_wait = c->parked = 0;
+			px->d->m.requests++;
 			px->d->m.cred_failed++;
 			conn_reject(c, 503, r ? cred_unavailable_reason(r) : "no credential available");
 			flush_up(c);

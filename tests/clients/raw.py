@@ -5,7 +5,7 @@
 # raw.py: a raw TCP client for the bad-input tests.  Connects, sends the bytes of a file
 # exactly as they are, never half-closes (a partial head must stay partial), and records
 # every byte that comes back until EOF, a reset or the timeout.
-"""raw.py --host H --port P --send FILE --out FILE [--timeout S] [--split-last N] [--stall S]
+"""raw.py --host H --port P --send FILE --out FILE [--timeout S] [--split-last N] [--stall S] [--half-close]
 
 exit 0: connected (whatever came back is in --out); 3: connect failed; 2: usage."""
 
@@ -26,6 +26,8 @@ def main():
                     help="send all but the last N bytes, pause 0.3 s, then those N in one write")
     ap.add_argument("--stall", type=float, default=0,
                     help="read nothing for S seconds after sending (a peer that stops reading)")
+    ap.add_argument("--half-close", action="store_true",
+                    help="shut the write side once everything is sent (shutdown SHUT_WR)")
     args = ap.parse_args()
 
     with open(args.send, "rb") as f:
@@ -48,6 +50,8 @@ def main():
             s.sendall(data[-args.split_last :])
         else:
             s.sendall(data)
+        if args.half_close:
+            s.shutdown(socket.SHUT_WR)
     except OSError as e:
         note = f"send: {e.__class__.__name__}"
     time.sleep(args.stall)

@@ -252,3 +252,52 @@ Test(badinput, out_of_descriptors_refuses_new_flows_without_spinning_and_recover
 	cr_expect(h_jsonl_wait(a.up_log, "target", "/after", 3000), "not served after recovery");
 	cr_expect(h_alive(a.d.pid));
 }
+
+/*
+ * An upstream that resets its connection while lanyardd holds a full buffer of its answer
+ * for a client that reads nothing: the reset (EPOLLERR and EPOLLHUP, which no epoll mask
+ * silences) must not make lanyardd's loop spin, and the flow is closed as stalled at the
+ * idle timeout (a spinning loop also kept it "active" for ever).
+ */
+Test(badinput, an_upstream_reset_behind_a_client_that_does_not_read, .timeout = 40)
+{
+	const char *req = "GET /reset HTTP/1.1\r\n" H "\r\n", *cg, *reason;
+	struct ly_daemon d;
+	pid_t up, client;
+	json_t *ev;
+	long t0, t1;
+	int port;
+
+	h_require_root_bpf();
+	port = h_free_port();
+	cr_assert_gt(port, 0);
+	up = h_spawnl("reset-up", NULL, LY_PYTHON, h_repo_path("tests/servers/reset_upstream.py"),
+		      h_strf("%d", port), NULL);
+	cr_assert_gt(up, 0);
+	cr_assert_eq(h_wait_output(up, "ready", 10000), 0, "reset_upstream.py did not start");
+	cg = h_cgroup_create("app");
+	cr_assert(cg);
+	ly_init(&d, "lanyardd");
+	d.policy_extra = "timeouts: { head: 2s, idle: 4s }\n";
+	ly_start(&d, ly_yaml_workload("app", cg, ly_yaml_route(h_strf("127.0.0.1:%d", port), LY_AUD,
+								 "5m", NULL)));
+	cr_assert_eq(h_write_file(h_path("reset.req"), req, 0600), 0);
+	client = ly_client_spawn("stall", cg, "raw.py", "--host", "127.0.0.1", "--port",
+				 h_strf("%d", port), "--send", h_path("reset.req"), "--out",
+				 h_path("reset.resp"), "--stall", "10", "--timeout", "2", NULL);
+	cr_assert_gt(client, 0);
+	cr_assert_eq(h_wait_output(up, "reset", 15000), 0, "the upstream never reset");
+	usleep(300 * 1000);
+	t0 = h_cpu_ticks(d.pid);
+	usleep(1000 * 1000);
+	t1 = h_cpu_ticks(d.pid);
+	cr_expect_lt(t1 - t0, sysconf(_SC_CLK_TCK) / 4, "lanyardd burnt %ld ticks in 1 s", t1 - t0);
+	/* closed at the idle timeout: stalled if its answer still filled lanyardd's buffer */
+	ev = h_jsonl_wait(d.audit, "event", "flow.close", 8000);
+	cr_assert(ev, "the flow was never closed");
+	reason = json_string_value(json_object_get(ev, "reason"));
+	cr_expect(reason && (!strcmp(reason, "stalled") || !strcmp(reason, "idle")), "closed: %s",
+		  reason);
+	json_decref(ev);
+	cr_expect(h_alive(d.pid));
+}

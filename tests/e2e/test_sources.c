@@ -197,8 +197,8 @@ Test(sources, static_warns_past_max_age)
 /*
  * A helper script: counts its runs in <tmp>/<name>.runs, records its environment and
  * capabilities and its open-file limit, prints a fresh token valid for @life seconds.  @mode: "ok", "fail"
- * (exit 3 with a message on stderr), "junk" (not JSON), "hang" (sleeps in a child), "slow"
- * (the token after 2 s), "slower" (after 5 s).
+ * (exit 3 with a message on stderr), "junk" (not JSON), "hang" (sleeps in a child), "gate"
+ * (the token once <tmp>/<name>.gate exists).
  */
 static char *helper(const char *name, const char *mode, int life)
 {
@@ -210,7 +210,7 @@ static char *helper(const char *name, const char *mode, int life)
 		"env > %s.env\n"
 		"grep CapEff /proc/self/status > %s.caps\n"
 		"ulimit -n > %s.nofile\n"
-		"case %s in slow) sleep 2 ;; slower) sleep 5 ;; esac\n"
+		"case %s in gate) while [ ! -e %s.gate ]; do sleep 0.05; done ;; esac\n"
 		"case %s in\n"
 		"fail) echo 'vault: permission denied for role app' >&2; exit 3 ;;\n"
 		"junk) echo 'this is not json' ;;\n"
@@ -220,7 +220,7 @@ static char *helper(const char *name, const char *mode, int life)
 		"\"$n\" \"$now\" $((now + %d)) ;;\n"
 		"esac\n",
 		h_path("%s", name), h_path("%s", name), h_path("%s", name), h_path("%s", name),
-		mode, mode, h_path("%s", name), h_path("%s", name), life), 0);
+		mode, h_path("%s", name), mode, h_path("%s", name), h_path("%s", name), life), 0);
 	return path;
 }
 
@@ -333,66 +333,100 @@ Test(sources, exec_helper_failures_are_a_clear_503_and_recover)
 	free(log);
 }
 
+/* A curl from the app's cgroup in the background, its output " <status>" as @name's. */
+static pid_t curl_bg(const struct ly_app *w, const char *name, const char *path)
+{
+	pid_t pid = h_spawnl(name, w->cg, "curl", "-s", "-w", " %{http_code}", "--noproxy", "*",
+			     url(w, path), NULL);
+
+	cr_assert_gt(pid, 0);
+	return pid;
+}
+
+/* Until @n requests are parked for their credential (lanyard_credential_waits_total). */
+static void wait_parked(const struct ly_app *w, long long n)
+{
+	for (int waited = 0; ly_metric(&w->d, "credential_waits") < n && waited < 10000;
+	     waited += 50)
+		usleep(50 * 1000);
+	cr_assert_eq(ly_metric(&w->d, "credential_waits"), n, "not %lld requests parked", n);
+}
+
 /*
- * Right after start the first token is still being fetched: a request waits for it instead
- * of getting a 503 (lanyard_credential_waits_total).
+ * While the first token is being fetched (the helper waits for a gate), requests wait
+ * for it instead of getting a 503 -- also one whose client shut its write side after the
+ * request -- and then go upstream with it.
  */
 Test(sources, a_request_waits_for_the_first_credential)
 {
-	char *cmd = helper("h", "slow", 60), *out;
+	char *cmd = helper("h", "gate", 60), *out, *raw = NULL;
+	const char *req = "GET /half HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n";
 	struct ly_app w;
+	pid_t first, half;
 
-	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 10s }", cmd), NULL);
-	out = get(&w, "/first");
+	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 20s }", cmd), NULL);
+	first = curl_bg(&w, "first", "/first");
+	cr_assert_eq(h_write_file(h_path("half.req"), req, 0600), 0);
+	half = ly_client_spawn("half", w.cg, "raw.py", "--host", "127.0.0.1", "--port",
+			       h_strf("%d", w.up_port), "--send", h_path("half.req"), "--out",
+			       h_path("half.resp"), "--timeout", "15", "--half-close", NULL);
+	cr_assert_gt(half, 0);
+	wait_parked(&w, 2);
+	cr_assert_eq(h_write_file(h_path("h.gate"), "", 0600), 0);
+
+	cr_assert_eq(h_wait_exit(first, 15000), 0, "curl failed");
+	out = h_read_file(h_out_path("first"), NULL);
 	cr_expect_eq(status_of(out), 200, "the first request: %s", out);
 	free(out);
 	cr_expect(!strncmp(upstream_token(&w, "/first", "Authorization", "Bearer "), "exec-tok-1-",
 			   11), "not the first token");
-	cr_expect_eq(ly_metric(&w.d, "credential_waits"), 1);
+	cr_assert_eq(h_wait_exit(half, 20000), 0, "raw.py failed");
+	raw = h_read_file(h_path("half.resp"), NULL);
+	cr_expect(raw && !strncmp(raw, "HTTP/1.1 200", 12), "the half-closed request: %s", raw);
+	free(raw);
+	cr_expect(h_jsonl_wait(w.up_log, "target", "/half", 3000), "/half never went upstream");
 	cr_expect_eq(ly_metric(&w.d, "credential_unavailable"), 0);
 }
 
 /* ... for timeouts.head at most: then the 503, and once the token is in, a 200. */
 Test(sources, a_request_waits_for_the_first_credential_until_the_head_timeout)
 {
-	char *cmd = helper("h", "slower", 60), *out;
+	char *cmd = helper("h", "gate", 60), *out;
 	struct ly_app w;
+	pid_t late;
 
 	memset(&w, 0, sizeof(w));
 	ly_init(&w.d, "lanyardd");
 	w.d.policy_extra = "timeouts: { head: 2s }\n";
-	ly_app_start_cred(&w, h_strf("{ type: exec, command: [%s], timeout: 10s }", cmd), NULL);
-	out = get(&w, "/late");
+	ly_app_start_cred(&w, h_strf("{ type: exec, command: [%s], timeout: 20s }", cmd), NULL);
+	late = curl_bg(&w, "late", "/late");
+	wait_parked(&w, 1);
+	cr_assert_eq(h_wait_exit(late, 8000), 0, "curl failed");
+	out = h_read_file(h_out_path("late"), NULL);
 	cr_expect_eq(status_of(out), 503, "waited past timeouts.head: %s", out);
-	cr_expect(strstr(out, "being fetched"), "%s", out);
+	cr_expect(out && strstr(out, "being fetched"), "%s", out);
 	free(out);
 	cr_expect_eq(h_jsonl_count(w.up_log, "target", "/late"), 0, "/late went upstream");
+	cr_expect_eq(ly_metric(&w.d, "credential_unavailable"), 1);
+	cr_assert_eq(h_write_file(h_path("h.gate"), "", 0600), 0);
 	out = get_until(&w, "/then", 200, 10000);
 	cr_expect_eq(status_of(out), 200, "%s", out);
 	free(out);
-	/* each 503 came after a wait (get_until may have waited more than once) */
-	cr_expect_geq(ly_metric(&w.d, "credential_unavailable"), 1);
-	cr_expect_geq(ly_metric(&w.d, "credential_waits"),
-		      ly_metric(&w.d, "credential_unavailable"));
 }
 
 /* A request parked for the first credential gets its 403 at once when the workload is revoked. */
 Test(sources, a_request_waiting_for_a_credential_is_refused_when_revoked)
 {
-	char *cmd = helper("h", "slower", 60), *out, *cli;
+	char *cmd = helper("h", "gate", 60), *out, *cli;
 	struct ly_app w;
 	pid_t curl;
 
-	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 10s }", cmd), NULL);
-	curl = h_spawnl("parked", w.cg, "curl", "-s", "-w", " %{http_code}", "--noproxy", "*",
-			url(&w, "/parked"), NULL);
-	cr_assert_gt(curl, 0);
-	for (int waited = 0; ly_metric(&w.d, "credential_waits") < 1 && waited < 3000; waited += 50)
-		usleep(50 * 1000);
-	cr_assert_eq(ly_metric(&w.d, "credential_waits"), 1, "the request did not wait");
+	world_start(&w, h_strf("{ type: exec, command: [%s], timeout: 20s }", cmd), NULL);
+	curl = curl_bg(&w, "parked", "/parked");
+	wait_parked(&w, 1);
 	cr_assert_eq(ly_cli(&w.d, &cli, "revoke", "--workload", "app", NULL), 0, "%s", cli);
 	free(cli);
-	/* well before the token (5 s) or the head timeout (10 s) */
+	/* long before the head timeout (10 s); the token never comes */
 	cr_assert_eq(h_wait_exit(curl, 1500), 0, "the parked request still waits");
 	out = h_read_file(h_out_path("parked"), NULL);
 	cr_expect_eq(status_of(out), 403, "%s", out);

@@ -888,6 +888,9 @@ static __always_inline void send_unseen(const struct ly_workload *w, struct sock
 		how = LY_UNSEEN_SENDMMSG;
 	else
 		return;
+	/* a kernel socket (NFS, CIFS: file I/O the ring asked for) is not the app's */
+	if (!BPF_CORE_READ(sk, sk_socket, file))
+		return;
 	if (task_compat(regs) || sock_info_of(sk, &si) < 0 || sock_is_daemons(&si))
 		return;
 	stat_inc(LY_STAT_SEND_UNSEEN);
@@ -916,7 +919,11 @@ int ly_sock_send(struct bpf_raw_tracepoint_args *ctx)
 	/* only bytes sent: a write that failed (EAGAIN) is seen again when it is retried */
 	if (ret <= 0 || !plain_watched(&w))
 		return 0;
-	if (send_args_for(sk, &a) < 0) {
+	/*
+	 * An io-wq worker's saved registers are a copy of its creator's: they may name this
+	 * very socket in a write() long over, and a stale buffer.  Never read as a send.
+	 */
+	if ((bpf_get_current_task_btf()->flags & LY_PF_IO_WORKER) || send_args_for(sk, &a) < 0) {
 		send_unseen(&w, sk);
 		return 0;
 	}

@@ -81,6 +81,7 @@ struct tlsobs {
 	size_t npids, cap;		/* cap: a power of two, 0 until the first pid */
 	struct pid_ent uncached;	/* what pid_get() hands out when the table is full */
 	uint32_t walk;			/* walks so far */
+	uint64_t walk_ms;		/* how often (WALK_MS; LANYARD_TLS_WALK_MS) */
 	uint64_t swept_ms;
 	struct rescan q[RESCAN_MAX];
 	size_t nq;
@@ -140,9 +141,8 @@ static struct pid_ent *pid_find(struct tlsobs *t, uint32_t pid)
 	return e && e->pid == pid ? e : NULL;
 }
 
-/* The table again in @cap slots, with the entries keep() keeps.  -ENOMEM: unchanged. */
-static int pid_rebuild(struct tlsobs *t, size_t cap, bool (*keep)(const struct tlsobs *,
-								   const struct pid_ent *))
+/* The table again in @cap slots (more).  -ENOMEM: unchanged. */
+static int pid_grow(struct tlsobs *t, size_t cap)
 {
 	struct pid_ent *old = t->pids;
 	size_t oldcap = t->cap;
@@ -153,15 +153,43 @@ static int pid_rebuild(struct tlsobs *t, size_t cap, bool (*keep)(const struct t
 		return -ENOMEM;
 	}
 	t->cap = cap;
-	t->npids = 0;
-	for (size_t i = 0; i < oldcap; i++) {
-		if (old[i].pid && (!keep || keep(t, &old[i]))) {
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].pid)
 			*pid_slot(t, old[i].pid) = old[i];
-			t->npids++;
-		}
-	}
 	free(old);
 	return 0;
+}
+
+/*
+ * Empty slot i, moving back each entry after it that the hole would cut off from its home
+ * slot (linear probing keeps no tombstones).
+ */
+static void pid_del(struct tlsobs *t, size_t i)
+{
+	const size_t mask = t->cap - 1;
+
+	for (size_t j = (i + 1) & mask; t->pids[j].pid; j = (j + 1) & mask) {
+		size_t home = pid_home(t, t->pids[j].pid);
+
+		/* the hole lies on j's probe path, from its home to j: j's entry moves there */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			t->pids[i] = t->pids[j];
+			i = j;
+		}
+	}
+	t->pids[i] = (struct pid_ent){ 0 };
+	t->npids--;
+}
+
+/* Drop the entries keep() does not keep, in place. */
+static void pid_sweep(struct tlsobs *t, bool (*keep)(const struct tlsobs *, const struct pid_ent *))
+{
+	for (size_t i = 0; i < t->cap;) {
+		if (t->pids[i].pid && !keep(t, &t->pids[i]))
+			pid_del(t, i);	/* another entry may have moved into i: look again */
+		else
+			i++;
+	}
 }
 
 /*
@@ -175,7 +203,7 @@ static struct pid_ent *pid_get(struct tlsobs *t, uint32_t pid)
 	if (e)
 		return e;
 	if ((t->npids + 1) * 2 > t->cap &&
-	    (t->cap >= PIDS_MAX || pid_rebuild(t, t->cap ? t->cap * 2 : PIDS_MIN, NULL) < 0)) {
+	    (t->cap >= PIDS_MAX || pid_grow(t, t->cap ? t->cap * 2 : PIDS_MIN) < 0)) {
 		t->uncached = (struct pid_ent){ .pid = pid };
 		return &t->uncached;
 	}
@@ -367,7 +395,6 @@ static void walk_workloads(struct tlsobs *t)
 {
 	const struct policy *p = t->d->pol;
 	char path[PATH_MAX];
-	size_t listed = 0;
 	int fd;
 
 	t->walked_ms = loop_now_ms(t->d->loop);
@@ -380,16 +407,15 @@ static void walk_workloads(struct tlsobs *t)
 			walk_cgroup(t, fd, t->d->wls[i].id, 0);
 	}
 	/* what it did not list has exited or left: a pid seen again is a process anew */
-	for (size_t i = 0; i < t->cap; i++)
-		listed += t->pids[i].pid && listed_by_last_walk(t, &t->pids[i]);
-	if (listed < t->npids)
-		pid_rebuild(t, t->cap, listed_by_last_walk);
+	pid_sweep(t, listed_by_last_walk);
 }
 
 int tlsobs_start(struct tlsobs *t)
 {
+	const char *walk = getenv("LANYARD_TLS_WALK_MS");	/* tests: only events probe */
 	int rc = kernel_tls_helper_start(t->d->kern);
 
+	t->walk_ms = walk && atoi(walk) > 0 ? (uint64_t)atoi(walk) : WALK_MS;
 	t->per_process = kernel_tls_per_process(t->d->kern);
 	if (rc < 0 && rc != -ENOTSUP)
 		log_warnx("TLS: no attach helper (%s): library copies found after start-up "
@@ -436,11 +462,11 @@ void tlsobs_tick(struct tlsobs *t)
 
 	retry_failed(t);
 	/* cgroups created or enrolled since, processes whose move was missed: found here */
-	if (t->per_process && now - t->walked_ms >= WALK_MS)
+	if (t->per_process && now - t->walked_ms >= t->walk_ms)
 		walk_workloads(t);
 	if (!t->per_process && t->cap && now - t->swept_ms >= SWEEP_MS) {
 		t->swept_ms = now;
-		pid_rebuild(t, t->cap, alive);
+		pid_sweep(t, alive);
 	}
 
 	for (size_t i = 0; i < t->nq;) {

@@ -267,6 +267,8 @@ Test(perproc, a_process_moved_into_an_observed_cgroup_is_probed)
 	world_init(&w);
 	sub = h_cgroup_create("obs/moved");
 	cr_assert(sub);
+	/* no walk of the cgroups after the first: only the kernel's report can probe it */
+	cr_assert_eq(setenv("LANYARD_TLS_WALK_MS", "600000", 1), 0);
 	daemon_start(&w, "process");
 	pid = probed_spawn(&w, "p-move", w.other, "/moved", "--go", h_path("go"), "--hold");
 	addr = printed("p-move", "ssl_write_ex ");
@@ -411,6 +413,26 @@ Test(perproc, an_attach_that_failed_is_retried)
 	tlsfix_ca_free(w.ca);
 }
 
+/* The pidfds the attach helper holds: one per process and library it probes. */
+static int helper_pidfds(pid_t helper)
+{
+	DIR *d = opendir(h_strf("/proc/%d/fd", helper));
+	struct dirent *de;
+	int n = 0;
+
+	cr_assert(d, "the attach helper is gone");
+	while ((de = readdir(d))) {
+		char link[64] = "";
+		ssize_t len = readlink(h_strf("/proc/%d/fd/%s", helper, de->d_name), link,
+				       sizeof(link) - 1);
+
+		link[len > 0 ? len : 0] = '\0';
+		n += !strcmp(link, "anon_inode:[pidfd]");
+	}
+	closedir(d);
+	return n;
+}
+
 /*
  * More processes than the first size of lanyardd's pid table (1024): each is asked of the
  * helper until it is probed, and then never again while it lives, walk after walk (a
@@ -418,23 +440,35 @@ Test(perproc, an_attach_that_failed_is_retried)
  */
 Test(perproc, a_probed_process_is_not_asked_for_again, .timeout = 150)
 {
-	long long n = -1, prev = -2;
+	const int nproc = 1050 + 1;	/* the children and their parent */
+	int held = 0, nlibs = 0;
 	struct world w;
-	pid_t pid;
+	pid_t pid, helper;
+	char *log, *at;
+	long long n;
 
 	world_init(&w);
 	daemon_start(&w, "process");
-	pid = ly_client_spawn("many", w.obs, "idle_children.py", "1100", NULL);
+	helper = ly_tls_helper_pid(&w.d);
+	cr_assert_gt(helper, 0, "no attach helper");
+	log = h_read_file(h_err_path("lanyardd"), NULL);
+	for (at = log; at && (at = strstr(at, "is probed in each process")); at++)
+		nlibs++;
+	free(log);
+	cr_assert_gt(nlibs, 0, "no host library probed per process");
+	pid = ly_client_spawn("many", w.obs, "idle_children.py", "1050", NULL);
 	cr_assert_gt(pid, 0);
 	cr_assert_eq(h_wait_output(pid, "ready", 60000), 0, "the children did not start");
-	/* until a whole walk asks nothing more (the helper takes 64 requests at a time) */
-	for (int waited = 0; waited < 90000 && (n != prev || n < 1100); waited += 2500) {
-		prev = n;
-		usleep(2500 * 1000);
-		n = ly_metric(&w.d, "tls_attach_requests");
+	/* every one probed (the helper takes 64 requests at a time) */
+	for (int waited = 0; waited < 110000 && held < nproc * nlibs; waited += 500) {
+		usleep(500 * 1000);
+		held = helper_pidfds(helper);
 	}
-	cr_assert_geq(n, 1100, "only %lld attach requests for 1101 processes", n);
-	cr_assert_eq(n, prev, "still asking after 90 s: %lld, then %lld", prev, n);
+	cr_assert_geq(held, nproc * nlibs, "only %d of %d (process, library) pairs probed", held,
+		      nproc * nlibs);
+	usleep(500 * 1000);	/* the last answers counted */
+	n = ly_metric(&w.d, "tls_attach_requests");
+	cr_assert_geq(n, nproc);
 	usleep(4500 * 1000);	/* two more walks */
 	cr_expect_eq(ly_metric(&w.d, "tls_attach_requests"), n, "probed processes asked again");
 	tlsfix_ca_free(w.ca);

@@ -106,6 +106,19 @@ static long long num(const json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
+/* Let process @pid send its request (the go file) and wait for lanyardd's flow.tls of @path. */
+static void go_and_seen(const struct world *w, pid_t pid, const char *path, const char *what)
+{
+	json_t *ev;
+
+	cr_assert_eq(h_write_file(h_path("go"), "", 0644), 0);
+	cr_assert_eq(h_wait_output(pid, "status 200", 10000), 0, "%s: the request failed", what);
+	ev = flow_tls(w, path, 5000);
+	cr_assert(ev, "%s: the request was not seen", what);
+	cr_expect_eq(num(ev, "pid"), pid, "%s", what);
+	json_decref(ev);
+}
+
 static void only_the_observed_process_is_probed(const char *scope)
 {
 	unsigned long a_obs, a_other;
@@ -297,7 +310,6 @@ Test(perproc, a_process_running_before_lanyardd_started_is_probed)
 {
 	unsigned long addr;
 	struct world w;
-	json_t *ev;
 	pid_t pid;
 
 	world_init(&w);
@@ -308,18 +320,12 @@ Test(perproc, a_process_running_before_lanyardd_started_is_probed)
 	daemon_start(&w, "process");
 	cr_expect_eq(byte_until(pid, addr, INT3, 5000), INT3);
 	cr_assert_eq(byte_until(pid, printed("p-early", "ssl_write_ex "), INT3, 5000), INT3);
-	cr_assert_eq(h_write_file(h_path("go"), "", 0644), 0);
-	cr_assert_eq(h_wait_output(pid, "status 200", 10000), 0);
-	ev = flow_tls(&w, "/early", 5000);
-	cr_assert(ev, "the request of a process older than lanyardd was not seen");
-	cr_expect_eq(num(ev, "pid"), pid);
-	json_decref(ev);
+	go_and_seen(&w, pid, "/early", "a process older than lanyardd");
 	tlsfix_ca_free(w.ca);
 }
 
-/* Uprobe links (a bpf_link, or a perf event without uprobe.multi) and pidfds the attach
- * helper holds. */
-static int helper_probe_fds(pid_t helper)
+/* The attach helper's descriptors that are one of @kinds (anon inode names, NULL-ended). */
+static int helper_fds(pid_t helper, const char *const kinds[])
 {
 	DIR *d = opendir(h_strf("/proc/%d/fd", helper));
 	struct dirent *de;
@@ -332,12 +338,20 @@ static int helper_probe_fds(pid_t helper)
 				       sizeof(link) - 1);
 
 		link[len > 0 ? len : 0] = '\0';
-		if (!strcmp(link, "anon_inode:bpf_link") || !strcmp(link, "anon_inode:[perf_event]") ||
-		    !strcmp(link, "anon_inode:[pidfd]"))
-			n++;
+		for (int k = 0; kinds[k]; k++)
+			n += !strcmp(link, kinds[k]);
 	}
 	closedir(d);
 	return n;
+}
+
+/* Uprobe links (a bpf_link, or a perf event without uprobe.multi) and pidfds it holds. */
+static int helper_probe_fds(pid_t helper)
+{
+	static const char *const kinds[] = { "anon_inode:bpf_link", "anon_inode:[perf_event]",
+					     "anon_inode:[pidfd]", NULL };
+
+	return helper_fds(helper, kinds);
 }
 
 Test(perproc, the_probes_of_a_process_go_when_it_exits)
@@ -379,7 +393,6 @@ Test(perproc, an_attach_that_failed_is_retried)
 	unsigned long addr;
 	struct world w;
 	pid_t helper, pid;
-	json_t *ev;
 	char *log;
 
 	world_init(&w);
@@ -403,12 +416,7 @@ Test(perproc, an_attach_that_failed_is_retried)
 
 	cr_assert_eq(prlimit(helper, RLIMIT_NOFILE, &old, NULL), 0);
 	cr_assert_eq(byte_until(pid, addr, INT3, 5000), INT3, "not probed after the retry");
-	cr_assert_eq(h_write_file(h_path("go"), "", 0644), 0);
-	cr_assert_eq(h_wait_output(pid, "status 200", 10000), 0);
-	ev = flow_tls(&w, "/retry", 5000);
-	cr_assert(ev, "the request was not seen after the retry");
-	cr_expect_eq(num(ev, "pid"), pid);
-	json_decref(ev);
+	go_and_seen(&w, pid, "/retry", "after the retry");
 	cr_expect_eq(ly_tls_helper_pid(&w.d), helper, "the attach helper was replaced");
 	tlsfix_ca_free(w.ca);
 }
@@ -416,21 +424,9 @@ Test(perproc, an_attach_that_failed_is_retried)
 /* The pidfds the attach helper holds: one per process and library it probes. */
 static int helper_pidfds(pid_t helper)
 {
-	DIR *d = opendir(h_strf("/proc/%d/fd", helper));
-	struct dirent *de;
-	int n = 0;
+	static const char *const kinds[] = { "anon_inode:[pidfd]", NULL };
 
-	cr_assert(d, "the attach helper is gone");
-	while ((de = readdir(d))) {
-		char link[64] = "";
-		ssize_t len = readlink(h_strf("/proc/%d/fd/%s", helper, de->d_name), link,
-				       sizeof(link) - 1);
-
-		link[len > 0 ? len : 0] = '\0';
-		n += !strcmp(link, "anon_inode:[pidfd]");
-	}
-	closedir(d);
-	return n;
+	return helper_fds(helper, kinds);
 }
 
 /*

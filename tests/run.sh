@@ -46,7 +46,7 @@ keep_failure() {
 run_criterion() {
 	local kind=$1 bin=$2
 	shift 2
-	local log="$work/$((nlog += 1)).log" rc syn pass fail crash skip note=""
+	local log="$work/$((nlog += 1)).log" rc syn pass fail crash skip leaks note=""
 
 	if [ ! -x "$bin" ]; then
 		echo "missing or not executable: $bin" >"$log"
@@ -89,6 +89,12 @@ run_criterion() {
 	if [ "$fail" -eq 0 ] && [ "$rc" -ne 0 ]; then
 		note="$note, exit status $rc"
 		fail=1
+	fi
+	# a leak report does not fail a Criterion test by itself
+	leaks=$(grep -c 'ERROR: LeakSanitizer' "$log")
+	if [ "$leaks" -gt 0 ]; then
+		note="$note, $leaks leak reports"
+		fail=$((fail + leaks))
 	fi
 	total_pass=$((total_pass + pass))
 	total_fail=$((total_fail + fail))

@@ -265,7 +265,7 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 		 (unsigned long long)d->gen, np->nworkloads);
 	/* a request parked for a route the reload removed or changed: decided now */
 	if (d->proxy)
-		proxy_on_credentials(d->proxy);
+		proxy_wake_parked(d->proxy);
 	return 0;
 fail:
 	d->m.reload_failed++;
@@ -515,7 +515,7 @@ static void on_fetch_done(struct fetch_job *j, void *arg)
 
 	cred_fetch_done(j, d->creds);
 	if (d->proxy)
-		proxy_on_credentials(d->proxy);
+		proxy_wake_parked(d->proxy);
 }
 
 static void start_issuer(struct daemon *d)

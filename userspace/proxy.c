@@ -809,17 +809,17 @@ static int head_refused(struct conn *c)
 }
 
 /*
- * The route has no credential yet and its first is being fetched (lanyardd just started,
- * a reload added the route): a complete head waits in c->in, unhandled, until the fetch
- * ends (proxy_on_credentials) or timeouts.head has passed (proxy_tick: 503).  A source
- * that is failing answers at once instead.  Returns 1 while parked.
+ * The route (not refused: head_refused) has no credential and one is being fetched
+ * (lanyardd just started, a reload added the route): a complete head waits in c->in,
+ * unhandled, until the fetch ends (proxy_wake_parked) or timeouts.head has passed
+ * (proxy_tick: 503).  A source that is failing answers at once instead.  Returns 1 while
+ * parked.
  */
 static int cred_park(struct conn *c)
 {
 	const struct policy_route *r = conn_route(c);
 
-	if (!r || c->ucert || conn_revoked(c, r) || !cred_pending(r) ||
-	    conn_cred(c, r, loop_wall_s(c->px->d->loop))) {
+	if (c->ucert || !cred_pending(r) || conn_cred(c, r, loop_wall_s(c->px->d->loop))) {
 		c->cred_wait = 0;
 		return 0;
 	}
@@ -857,6 +857,7 @@ static void handle_head(struct conn *c, const struct http1_request *req, size_t 
 	const struct cred *cr;
 
 	c->head_deadline = 0;
+	c->cred_wait = c->parked = 0;
 	d->m.requests++;
 	if (!r) {
 		d->m.no_route++;
@@ -952,8 +953,8 @@ static void step_head(struct conn *c, int *more)
 			return;
 		}
 	}
-	/* no route or revoked: refused by handle_head before any upstream handshake */
-	if (cred_park(c) || (!head_refused(c) && upstream_park(c)))
+	/* no route or revoked: refused by handle_head, before any wait or upstream handshake */
+	if (!head_refused(c) && (cred_park(c) || upstream_park(c)))
 		return;
 	handle_head(c, &req, (size_t)n);
 	*more = c->rs != RS_ERROR;
@@ -1884,7 +1885,7 @@ void proxy_on_revoke(struct proxy *px)
 	struct conn *c, *next;
 
 	/* a request parked for a credential that will not come: its 403 now */
-	proxy_on_credentials(px);
+	proxy_wake_parked(px);
 	for (c = px->live.next; c != &px->live; c = next) {
 		const struct policy_route *r;
 
@@ -1897,17 +1898,23 @@ void proxy_on_revoke(struct proxy *px)
 	}
 }
 
-void proxy_on_credentials(struct proxy *px)
+/* Out of the event callbacks (a timer, a fetch): send what is queued, watch what is due. */
+static void conn_flush(struct conn *c)
+{
+	flush_up(c);
+	flush_down(c);
+	if (!c->dead)
+		conn_update(c);
+}
+
+void proxy_wake_parked(struct proxy *px)
 {
 	for (struct conn *c = px->live.next, *next; c != &px->live; c = next) {
 		next = c->next;
 		if (c->dead || !c->cred_wait)
 			continue;
 		process_input(c);
-		flush_up(c);
-		flush_down(c);
-		if (!c->dead)
-			conn_update(c);
+		conn_flush(c);
 	}
 }
 
@@ -1926,10 +1933,7 @@ void proxy_tick(struct proxy *px)
 			px->d->m.requests++;
 			px->d->m.cred_failed++;
 			conn_reject(c, 503, r ? cred_unavailable_reason(r) : "no credential available");
-			flush_up(c);
-			flush_down(c);
-			if (!c->dead)
-				conn_update(c);
+			conn_flush(c);
 		} else if (c->chs && now >= c->head_deadline) {
 			client_tls_fail(c, "TLS handshake timed out", NULL);
 		} else if (c->pth && now >= c->head_deadline) {
@@ -1943,10 +1947,7 @@ void proxy_tick(struct proxy *px)
 				conn_update(c);
 		} else if (c->head_deadline && now >= c->head_deadline && c->rs == RS_HEAD) {
 			conn_reject(c, 408, "request head not complete in time");
-			flush_up(c);
-			flush_down(c);
-			if (!c->dead)
-				conn_update(c);
+			conn_flush(c);
 		} else if (now - c->last_active >= px->d->pol->idle_timeout_ms) {
 			/* bytes waiting for a peer that has not read for that long: stalled */
 			int stalled = c->down.len || c->out.len || c->pup.len || c->pdown.len;

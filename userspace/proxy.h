@@ -39,10 +39,10 @@ void proxy_free(struct proxy *p);
 void proxy_tick(struct proxy *p);
 
 /*
- * A fetch of a credential ended (installed or failed): the requests parked for their
- * route's first credential go on, with it or with a 503.
+ * The requests parked for their route's credential are decided again: after a fetch ended
+ * (installed or failed), a reload, a revocation.
  */
-void proxy_on_credentials(struct proxy *p);
+void proxy_wake_parked(struct proxy *p);
 
 /* After a revocation: close the connections of on_revoke: close routes that it hit. */
 void proxy_on_revoke(struct proxy *p);

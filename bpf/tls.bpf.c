@@ -848,12 +848,14 @@ static __always_inline void plain_emit(const struct ly_workload *w, struct sock 
 
 /*
  * The fd of the send at sock_send_length, read from the saved registers, and only if it
- * is this socket's: an io_uring worker's registers are its creator's, and a kernel socket
- * (a network filesystem) sends inside a write() to some other file.  -1 otherwise.
+ * is this socket's: a kernel socket (a network filesystem) sends inside a write() to some
+ * other file.  Never on an io-wq worker: its saved registers are a copy of its creator's,
+ * which may name this very socket in a write() long over, and a stale buffer.  -1 otherwise.
  */
 static __always_inline int send_args_for(struct sock *sk, struct send_args *a)
 {
-	if (current_send_args(a) < 0 || sock_of_fd(a->fd) != sk)
+	if ((bpf_get_current_task_btf()->flags & LY_PF_IO_WORKER) || current_send_args(a) < 0 ||
+	    sock_of_fd(a->fd) != sk)
 		a->fd = -1;
 	return a->fd;
 }
@@ -919,11 +921,7 @@ int ly_sock_send(struct bpf_raw_tracepoint_args *ctx)
 	/* only bytes sent: a write that failed (EAGAIN) is seen again when it is retried */
 	if (ret <= 0 || !plain_watched(&w))
 		return 0;
-	/*
-	 * An io-wq worker's saved registers are a copy of its creator's: they may name this
-	 * very socket in a write() long over, and a stale buffer.  Never read as a send.
-	 */
-	if ((bpf_get_current_task_btf()->flags & LY_PF_IO_WORKER) || send_args_for(sk, &a) < 0) {
+	if (send_args_for(sk, &a) < 0) {
 		send_unseen(&w, sk);
 		return 0;
 	}

@@ -182,7 +182,8 @@ static void pid_del(struct tlsobs *t, size_t i)
 }
 
 /* Drop the entries keep() does not keep, in place. */
-static void pid_sweep(struct tlsobs *t, bool (*keep)(const struct tlsobs *, const struct pid_ent *))
+static void pid_sweep(struct tlsobs *t,
+		      bool (*keep)(const struct tlsobs *, const struct pid_ent *))
 {
 	for (size_t i = 0; i < t->cap;) {
 		if (t->pids[i].pid && !keep(t, &t->pids[i]))
@@ -208,11 +209,12 @@ static struct pid_ent *pid_get(struct tlsobs *t, uint32_t pid)
 		return &t->uncached;
 	}
 	e = pid_slot(t, pid);
-	*e = (struct pid_ent){ .pid = pid, .walk = t->walk };
+	*e = (struct pid_ent){ .pid = pid };
 	t->npids++;
 	return e;
 }
 
+/* In a workload's cgroups (listed by the walk, or named by an event) since the walk began. */
 static bool listed_by_last_walk(const struct tlsobs *t, const struct pid_ent *e)
 {
 	return e->walk == t->walk;
@@ -345,9 +347,13 @@ static void rescan_queue(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 /* A process of a workload: probed, and scanned unless it was already. */
 static void pid_seen(struct tlsobs *t, uint32_t pid, uint32_t wl_id)
 {
+	struct pid_ent *e;
+
 	probe_process(t, pid);
+	e = pid_get(t, pid);
+	e->walk = t->walk;	/* in a workload's cgroups since this walk */
 	/* a pid seen before has its libraries probed already (exec re-scans) */
-	if (!pid_get(t, pid)->scanned_ms)
+	if (!e->scanned_ms)
 		pid_scan(t, pid, wl_id);
 }
 
@@ -369,10 +375,8 @@ static void walk_cgroup(struct tlsobs *t, int dirfd, uint32_t wl_id, int depth)
 
 	if (!f && fd >= 0)
 		close(fd);
-	while (f && fscanf(f, "%u", &pid) == 1) {
+	while (f && fscanf(f, "%u", &pid) == 1)
 		pid_seen(t, pid, wl_id);
-		pid_get(t, pid)->walk = t->walk;
-	}
 	if (f)
 		fclose(f);
 	if (depth >= WALK_DEPTH || !(dir = fdopendir(dirfd))) {
@@ -517,27 +521,22 @@ static void on_move(struct tlsobs *t, const struct ly_event_exec *ev)
  */
 static void on_unseen(struct tlsobs *t, const struct ly_event_exec *ev)
 {
+	static const struct { const char *stack, *why; } unseen[] = {
+		[LY_UNSEEN_IO_URING] = { "io_uring", "sends through io_uring: their bytes "
+						     "(request heads) are not read" },
+		[LY_UNSEEN_SENDMMSG] = { "sendmmsg", "sends with sendmmsg(2): their bytes "
+						     "(request heads) are not read" },
+	};
+	uint32_t how = ev->hdr.flags;
 	char comm[LY_COMM_LEN + 1];
-	const char *how, *why;
 
-	switch (ev->hdr.flags) {
-	case LY_UNSEEN_IO_URING:
-		how = "io_uring";
-		why = "sends through io_uring: their bytes (request heads) cannot be read";
-		break;
-	case LY_UNSEEN_SENDMMSG:
-		how = "sendmmsg";
-		why = "sends with sendmmsg(2): their bytes (request heads) are not read";
-		break;
-	default:
+	if (how >= sizeof(unseen) / sizeof(unseen[0]) || !unseen[how].stack || !t->d->disc)
 		return;
-	}
 	memcpy(comm, ev->comm, LY_COMM_LEN);
 	comm[LY_COMM_LEN] = '\0';
-	if (t->d->disc)
-		discover_note_unobservable(t->d->disc, wl_name(t->d, ev->workload_id), ev->pid,
-					   pid_exe(t, ev->pid, comm), how, why,
-					   loop_wall_s(t->d->loop));
+	discover_note_unobservable(t->d->disc, wl_name(t->d, ev->workload_id), ev->pid,
+				   pid_exe(t, ev->pid, comm), unseen[how].stack, unseen[how].why,
+				   loop_wall_s(t->d->loop));
 }
 
 static void on_connect(struct tlsobs *t, const struct ly_flow *f)

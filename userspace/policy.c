@@ -1121,15 +1121,23 @@ static int parse_src_ca_file(struct pctx *c, const struct ynode *v, void *obj)
 	return abs_path(c, v, &((struct policy_route *)obj)->src->ca_file, PATH_MAX);
 }
 
+/* get_duration() in milliseconds, into *out_ms only when valid */
+static int get_duration_ms(struct pctx *c, const struct ynode *v, uint32_t min, uint32_t max,
+			   const char *range, uint32_t *out_ms)
+{
+	uint32_t s;
+	int err = get_duration(c, v, min, max, range, &s);
+
+	if (!err)
+		*out_ms = s * 1000;
+	return err;
+}
+
 static int parse_timeout(struct pctx *c, const struct ynode *v, void *obj)
 {
 	struct policy_route *r = obj;
-	uint32_t t;
-	int err = get_duration(c, v, 1, 300, "1s..5m", &t);
 
-	if (!err)
-		r->src->timeout_ms = t * 1000;
-	return err;
+	return get_duration_ms(c, v, 1, 300, "1s..5m", &r->src->timeout_ms);
 }
 
 /* exec's command: a list of strings, the first an absolute path (no $PATH search) */
@@ -1907,22 +1915,13 @@ static int parse_tls_probes(struct pctx *c, const struct ynode *v, void *obj)
 /* a request head, a ClientHello or a handshake, an upstream connect and handshake */
 static int parse_head_timeout(struct pctx *c, const struct ynode *v, void *obj)
 {
-	uint32_t t;
-	int err = get_duration(c, v, 1, 300, "1s..5m", &t);
-
-	if (!err)
-		((struct policy *)obj)->head_timeout_ms = t * 1000;
-	return err;
+	return get_duration_ms(c, v, 1, 300, "1s..5m", &((struct policy *)obj)->head_timeout_ms);
 }
 
 static int parse_idle_timeout(struct pctx *c, const struct ynode *v, void *obj)
 {
-	uint32_t t;
-	int err = get_duration(c, v, 1, POLICY_MAX_TTL_S, "1s..24h", &t);
-
-	if (!err)
-		((struct policy *)obj)->idle_timeout_ms = t * 1000;
-	return err;
+	return get_duration_ms(c, v, 1, POLICY_MAX_TTL_S, "1s..24h",
+			       &((struct policy *)obj)->idle_timeout_ms);
 }
 
 static const struct field timeouts_fields[] = {

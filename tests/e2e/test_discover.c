@@ -702,12 +702,32 @@ Test(discover, static_openssl_client_is_covered)
 	world_stop(&w);
 }
 
+/* The unobservable entry of process @pid (with @stack, unless NULL), waited for; NULL.
+ * New reference. */
+static json_t *wait_unobservable(const struct world *w, pid_t pid, const char *stack)
+{
+	for (int waited = 0; waited < ROW_WAIT_MS; waited += 100) {
+		json_t *inv = inventory(w, NULL), *u;
+		size_t i;
+
+		json_array_foreach(json_object_get(inv, "unobservable"), i, u) {
+			if (num(u, "pid") == pid && (!stack || !strcmp(str(u, "stack"), stack))) {
+				json_incref(u);
+				json_decref(inv);
+				return u;
+			}
+		}
+		json_decref(inv);
+		usleep(100 * 1000);
+	}
+	return NULL;
+}
+
 Test(discover, go_client_is_listed_unobservable)
 {
 	const char *exe = tool("ly-go-tls"), *key, *go_fp, *wait_file = h_path("go.go");
-	json_t *inv = NULL, *u, *found = NULL;
+	json_t *inv, *found;
 	struct world w;
-	size_t i;
 	pid_t pid;
 
 	world_start(&w);
@@ -717,22 +737,14 @@ Test(discover, go_client_is_listed_unobservable)
 		       "-header", h_strf("X-API-Key: %s", key), "-wait-file", wait_file, NULL);
 	cr_assert_gt(pid, 0);
 	cr_assert_eq(h_wait_output(pid, "ready", 10000), 0, "ly-go-tls did not start");
-	for (int waited = 0; !found && waited < ROW_WAIT_MS; waited += 100) {
-		json_decref(inv);
-		inv = inventory(&w, NULL);
-		json_array_foreach(json_object_get(inv, "unobservable"), i, u)
-			if (num(u, "pid") == pid)
-				found = u;
-		if (!found)
-			usleep(100 * 1000);
-	}
+	found = wait_unobservable(&w, pid, NULL);
 	cr_assert(found, "the Go client is not listed as unobservable");
 	cr_expect_str_eq(str(found, "workload"), "obs");
 	cr_expect_str_eq(str(found, "exe"), exe);
 	cr_expect_str_eq(str(found, "stack"), "go crypto/tls");
 	cr_expect(str(found, "reason") && *str(found, "reason"));
 	cr_expect_gt(num(found, "first_seen"), 0);
-	json_decref(inv);
+	json_decref(found);
 	cr_expect_eq(h_jsonl_count(w.d.audit, "event", "tls.unobservable"), 1);
 
 	/* now it sends: the request is real, and invisible to the probes */
@@ -745,26 +757,6 @@ Test(discover, go_client_is_listed_unobservable)
 	json_decref(inv);
 	expect_no_leak(&w);
 	world_stop(&w);
-}
-
-/* The unobservable entry of process @pid with @stack, waited for; NULL.  New reference. */
-static json_t *wait_unobservable(const struct world *w, pid_t pid, const char *stack)
-{
-	for (int waited = 0; waited < ROW_WAIT_MS; waited += 100) {
-		json_t *inv = inventory(w, NULL), *u;
-		size_t i;
-
-		json_array_foreach(json_object_get(inv, "unobservable"), i, u) {
-			if (num(u, "pid") == pid && !strcmp(str(u, "stack"), stack)) {
-				json_incref(u);
-				json_decref(inv);
-				return u;
-			}
-		}
-		json_decref(inv);
-		usleep(100 * 1000);
-	}
-	return NULL;
 }
 
 /*
